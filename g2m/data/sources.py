@@ -1,0 +1,86 @@
+"""Where raw dataset files come from, and how they reach g2m's own cache.
+
+PyG's dataset classes read ``<root>/<name>/raw/*`` and write ``processed/`` beside it. g2m
+points them at its own cache directory and never at a user's data folder, which may be
+read-only (the ``G2M_DATA_DIR`` convention: a folder in PyG's raw layout, e.g. a shared,
+offline copy of the benchmarks). Files found there are copied into the cache first; files
+found nowhere are left to PyG's (or our) download, and a failed download becomes a
+:class:`DatasetUnavailableError` that names the missing files and where to put them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+DATA_DIR_ENV = "G2M_DATA_DIR"
+CACHE_DIR_ENV = "G2M_CACHE_DIR"
+
+
+class DatasetUnavailableError(RuntimeError):
+    """The raw files of a dataset are neither cached, nor local, nor downloadable."""
+
+
+def default_cache_dir() -> Path:
+    """g2m's dataset cache: ``$G2M_CACHE_DIR`` or ``~/.cache/g2m/datasets``."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "g2m" / "datasets"
+
+
+def stage_raw_files(
+    relative_paths: Sequence[str], cache_dir: Path, local_dir: Path | None
+) -> list[str]:
+    """Copy raw files from ``local_dir`` into ``cache_dir`` (same relative paths).
+
+    Files already in the cache are kept. Returns the relative paths that are still missing
+    from the cache afterwards (to be downloaded). The local folder is only ever read.
+    """
+    missing = []
+    for rel in relative_paths:
+        target = cache_dir / rel
+        if target.is_file() and target.stat().st_size > 0:
+            continue
+        source = local_dir / rel if local_dir is not None else None
+        if source is not None and source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".partial")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)  # atomic: a killed copy never looks complete
+        else:
+            missing.append(rel)
+    return missing
+
+
+def fetch_with_fallback(
+    dataset: str,
+    relative_paths: Sequence[str],
+    cache_dir: Path,
+    local_dir: Path | None,
+    load: Callable[[], T],
+) -> T:
+    """Stage local raw files, then call ``load`` (which may download what is missing).
+
+    A download failure (no network) is turned into an actionable error.
+    """
+    missing = stage_raw_files(relative_paths, cache_dir, local_dir)
+    try:
+        return load()
+    except (OSError, ValueError) as err:  # urllib's URLError is an OSError
+        if not missing:
+            raise
+        listing = "\n".join(f"  - {rel}" for rel in missing)
+        where = (
+            f"{local_dir} (from ${DATA_DIR_ENV})"
+            if local_dir is not None
+            else f"a folder you name in ${DATA_DIR_ENV}"
+        )
+        raise DatasetUnavailableError(
+            f"Dataset '{dataset}' is not available offline and could not be downloaded "
+            f"({type(err).__name__}: {err}).\nMissing raw files (PyG raw layout):\n{listing}\n"
+            f"Put them under {where}, or directly under the cache {cache_dir}, and run again."
+        ) from err

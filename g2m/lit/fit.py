@@ -1,0 +1,96 @@
+"""Run one Lightning stage: fit with validation-accuracy selection, then test once.
+
+Early stopping and checkpointing both monitor ``<stage>/val/acc`` (mode max; the first
+epoch reaching the best value wins a tie). The test split is evaluated exactly once, on the
+best-validation checkpoint, by ``trainer.test(ckpt_path=...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from g2m.lit.progress import StageProgressBar
+
+# Full-graph stages use in-memory loaders: worker processes would only add overhead.
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+# Lightning's start-up chatter (accelerator, tips, checkpoint restores) drowns the summary.
+for _name in ("lightning.pytorch", "lightning.fabric"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+@dataclass
+class StageResult:
+    """What a stage reports: best validation score, its epoch, test metrics, timing."""
+
+    val_acc: float
+    best_epoch: int
+    test: dict[str, float]
+    checkpoint: Path
+    epochs_run: int
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fit_and_test(
+    system: pl.LightningModule,
+    stage: str,
+    run_dir: Path,
+    max_epochs: int,
+    patience: int,
+    logger: Any,
+    trainer_kwargs: dict[str, Any],
+) -> StageResult:
+    """Train ``system`` with early stopping on ``{stage}/val/acc``; test the best checkpoint."""
+    if max_epochs < 1 or patience < 1:
+        raise ValueError(f"{stage}.max_epochs and {stage}.patience must be >= 1.")
+    monitor = f"{stage}/val/acc"
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints" / stage,
+        filename="best",
+        monitor=monitor,
+        mode="max",
+        save_top_k=1,
+        save_weights_only=True,
+        enable_version_counter=False,
+    )
+    stopping = EarlyStopping(monitor=monitor, mode="max", patience=patience, check_finite=True)
+    trainer_kwargs = dict(trainer_kwargs)
+    callbacks = [checkpoint, stopping]
+    if trainer_kwargs.pop("enable_progress_bar", True):
+        callbacks.append(StageProgressBar(stage))
+    trainer = pl.Trainer(
+        max_epochs=max_epochs,
+        callbacks=callbacks,
+        logger=logger,
+        log_every_n_steps=1,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        default_root_dir=str(run_dir),
+        **trainer_kwargs,
+    )
+    start = time.perf_counter()
+    trainer.fit(system)
+    best = Path(checkpoint.best_model_path)
+    if not best.is_file():
+        raise RuntimeError(f"{stage} stage produced no checkpoint (did validation run?).")
+    best_epoch = int(torch.load(best, map_location="cpu", weights_only=False)["epoch"])
+    (tested,) = trainer.test(system, ckpt_path=str(best), verbose=False)
+    seconds = time.perf_counter() - start
+    val = float(checkpoint.best_model_score)
+    if not math.isfinite(val):
+        raise RuntimeError(f"{stage} stage: best validation accuracy is not finite ({val}).")
+    prefix = f"{stage}/test/"
+    test = {k[len(prefix) :]: float(v) for k, v in tested.items() if k.startswith(prefix)}
+    return StageResult(val, best_epoch, test, best, trainer.current_epoch, seconds)

@@ -1,0 +1,36 @@
+"""Loaders for graph data that already lives on the model's device.
+
+Node data (features, labels, teacher targets, graphs) is moved to the device once; the
+loaders only yield node ids, which Lightning moves per step. This keeps full-graph and
+mini-batch training on the GPU free of host-to-device copies of features.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+
+def full_batch_loader() -> DataLoader:
+    """One step per epoch for full-graph training (the step ignores its batch)."""
+    return DataLoader([torch.zeros(1)], batch_size=None)
+
+
+def node_loader(nodes: Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    """Batches of node ids from ``nodes`` (the order reshuffled every epoch if asked)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(nodes.cpu(), batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def labelled_chunks(parts: dict[str, Tensor], batch_size: int) -> DataLoader:
+    """``(part_name, node_ids)`` items over several evaluation parts, in chunks."""
+    items = [
+        (name, chunk)
+        for name, ids in parts.items()
+        if ids.numel() > 0
+        for chunk in ids.cpu().split(batch_size)
+    ]
+    return DataLoader(items, batch_size=None)

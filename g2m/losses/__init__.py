@@ -1,0 +1,6 @@
+"""Distillation objectives: one file per method, one interface (:mod:`g2m.losses.base`)."""
+
+from g2m.losses.base import DistillationBatch, DistillationObjective
+from g2m.losses.glnn import SoftLogitDistillation
+
+__all__ = ["DistillationBatch", "DistillationObjective", "SoftLogitDistillation"]

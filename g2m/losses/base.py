@@ -1,0 +1,126 @@
+"""The interface every distillation objective implements.
+
+An objective turns a batch of student outputs plus the teacher's *stored* targets into a
+dict of **named, unweighted** loss terms. The weights live in config, and the total is
+
+.. math::
+    \\mathcal{L} = \\lambda\\,\\mathcal{L}_{CE}
+        + (1 - \\lambda) \\sum_k w_k\\,\\mathcal{L}_k,
+
+with :math:`\\mathcal{L}_{CE}` the cross-entropy on the labelled nodes of the batch and
+:math:`\\mathcal{L}_k` the objective's distillation terms (``term_names``). An ablation is a
+config override (``loss.weights.kd=0``), never a mode flag.
+
+Objectives *declare* what they need beyond logits (class attributes ``needs_edges``,
+``needs_embeddings``, ``needs_codebook``); the training system provides exactly that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class DistillationBatch:
+    """What an objective sees for B nodes (shapes use B batch nodes, C classes, D dim).
+
+    Attributes:
+        student_logits: ``[B, C]`` student outputs (with gradient).
+        teacher_logits: ``[B, C]`` stored teacher logits (no gradient).
+        labels: ``[B]`` class ids; only meaningful where ``labelled``.
+        labelled: ``[B]`` bool, the training nodes whose label may be used.
+        student_embedding: ``[B, D_s]`` student hidden layer, if ``needs_embeddings``.
+        teacher_embedding: ``[B, D_t]`` stored teacher embedding, if ``needs_embeddings``.
+        edge_index: ``[2, E_b]`` edges among/around the batch, if ``needs_edges``.
+    """
+
+    student_logits: Tensor
+    teacher_logits: Tensor
+    labels: Tensor
+    labelled: Tensor
+    student_embedding: Tensor | None = None
+    teacher_embedding: Tensor | None = None
+    edge_index: Tensor | None = None
+
+
+class DistillationObjective(nn.Module):
+    """Base class: label cross-entropy plus the subclass's distillation terms.
+
+    Args:
+        label_weight: :math:`\\lambda \\in [0, 1]`, the weight of the label CE term.
+        weights: :math:`w_k \\ge 0` for each of ``term_names``.
+    """
+
+    name: ClassVar[str] = "base"
+    term_names: ClassVar[tuple[str, ...]] = ()
+    needs_edges: ClassVar[bool] = False
+    needs_embeddings: ClassVar[bool] = False
+    needs_codebook: ClassVar[bool] = False
+
+    def __init__(self, label_weight: float, weights: Mapping[str, float]):
+        super().__init__()
+        if not 0.0 <= float(label_weight) <= 1.0:
+            raise ValueError(f"loss.label_weight (lambda) must be in [0, 1], got {label_weight}.")
+        weights = dict(weights)
+        if set(weights) != set(self.term_names):
+            raise ValueError(
+                f"loss.weights for '{self.name}' must name exactly {list(self.term_names)}, "
+                f"got {sorted(weights)}."
+            )
+        if any(float(w) < 0 for w in weights.values()):
+            raise ValueError(f"loss.weights must be >= 0, got {weights}.")
+        self.label_weight = float(label_weight)
+        self.weights = {k: float(v) for k, v in weights.items()}
+
+    def distillation_terms(self, batch: DistillationBatch) -> dict[str, Tensor]:
+        """Return ``{term: scalar}`` for every name in ``term_names``, unweighted."""
+        raise NotImplementedError
+
+    def forward(self, batch: DistillationBatch) -> dict[str, Tensor]:
+        """All terms, unweighted: ``ce`` plus the distillation terms."""
+        return {"ce": label_cross_entropy(batch), **self.distillation_terms(batch)}
+
+    def combine(self, terms: Mapping[str, Tensor]) -> Tensor:
+        """The weighted total :math:`\\mathcal{L}` from the output of :meth:`forward`."""
+        distill = sum(self.weights[k] * terms[k] for k in self.term_names)
+        return self.label_weight * terms["ce"] + (1.0 - self.label_weight) * distill
+
+
+def label_cross_entropy(batch: DistillationBatch) -> Tensor:
+    """Mean CE over the labelled nodes of the batch (0, with gradient, when there are none)."""
+    logits = batch.student_logits.float()
+    if not bool(batch.labelled.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[batch.labelled], batch.labels[batch.labelled])
+
+
+def softened_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """:math:`T^2\\,\\mathrm{KL}(\\mathrm{softmax}(z_t/T) \\| \\mathrm{softmax}(z_s/T))`, node mean.
+
+    Both sides are passed as log-probabilities (``log_target=True``), the form
+    :func:`torch.nn.functional.kl_div` expects; the teacher side carries no gradient.
+    """
+    log_p_s = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    log_p_t = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
+    kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
+    return kl * temperature**2
+
+
+def check_temperature(temperature: float, key: str = "loss.temperature") -> float:
+    if not float(temperature) > 0:
+        raise ValueError(f"{key} must be > 0, got {temperature}.")
+    return float(temperature)
+
+
+__all__ = [
+    "DistillationBatch",
+    "DistillationObjective",
+    "check_temperature",
+    "label_cross_entropy",
+    "softened_kl",
+]

@@ -1,0 +1,76 @@
+"""GNN teachers: PyG's GraphSAGE, GCN and GAT, plus access to their hidden embeddings.
+
+The teacher is any :class:`torch_geometric.nn.models.basic_gnn.BasicGNN` (the YAML in
+``g2m/configs/teacher/`` names it through ``_target_``). Distillation objectives need the
+teacher's logits :math:`Z_t \\in \\mathbb{R}^{N \\times C}` and, for VQGraph and similar,
+its last hidden representation :math:`H_t \\in \\mathbb{R}^{N \\times D}`, the input of the
+output layer. We capture :math:`H_t` with a forward pre-hook on the last convolution, so
+PyG's model is used as is (no re-implementation, no fork).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn.models.basic_gnn import BasicGNN
+from torch_geometric.utils import to_torch_csr_tensor
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+
+
+def sparse_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """Transposed adjacency ``A^T`` as a torch CSR tensor (row i lists the sources of i).
+
+    PyG's SAGE, GCN and GAT layers accept it in place of ``edge_index`` and then aggregate
+    with a sparse matrix product instead of gather/scatter over edges: the same result
+    (checked in the tests) about 6x faster on CPU for Amazon-Photo, and O(E) memory.
+    """
+    return to_torch_csr_tensor(edge_index.flip(0), size=(num_nodes, num_nodes))
+
+
+class GNNTeacher(nn.Module):
+    """Wrap a PyG ``BasicGNN`` so it returns logits and, on request, hidden embeddings.
+
+    Args:
+        gnn: a PyG basic GNN whose ``out_channels`` is the number of classes C.
+    """
+
+    def __init__(self, gnn: BasicGNN):
+        super().__init__()
+        if gnn.out_channels is None or gnn.jk_mode is not None:
+            raise ValueError("the teacher GNN needs out_channels=num_classes and jk=None")
+        self.gnn = gnn
+        self._captured: Tensor | None = None
+        gnn.convs[-1].register_forward_pre_hook(self._capture)
+
+    def _capture(self, module: nn.Module, args: tuple) -> None:
+        self._captured = args[0]
+
+    @property
+    def embedding_channels(self) -> int:
+        """D, the width of the hidden embedding (the last layer's input)."""
+        return self.gnn.in_channels if self.gnn.num_layers == 1 else self.gnn.hidden_channels
+
+    def forward(
+        self, x: Tensor, edge_index: Tensor, return_embedding: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """``[N, F]`` features and ``[2, E]`` edges (or :func:`sparse_adjacency`) ->
+        ``[N, C]`` logits (and the ``[N, D]`` embedding)."""
+        logits = self.gnn(x, edge_index)
+        if not return_embedding:
+            return logits
+        embedding, self._captured = self._captured, None
+        return logits, embedding
+
+
+@torch.no_grad()
+def predict_full_graph(teacher: GNNTeacher, x: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+    """Eval-mode full-graph logits and embeddings."""
+    was_training = teacher.training
+    teacher.eval()
+    logits, embedding = teacher(x, edge_index, return_embedding=True)
+    teacher.train(was_training)
+    return logits, embedding

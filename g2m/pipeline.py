@@ -1,0 +1,197 @@
+"""Stage order of a g2m run: data -> teacher (or its stored artifact) -> student -> outputs.
+
+This is the only module below the entry point that reads the config; everything it calls
+takes plain keyword arguments. Artifacts land in the run directory:
+
+==================  ===========================================================
+``config.yaml``     the resolved config
+``teacher.pt``      teacher logits/embeddings + split (:class:`TeacherArtifact`)
+``student.pt``      deployable student (:mod:`g2m.export`)
+``checkpoints/``    best-validation Lightning checkpoints of both stages
+``logs/``           CSV metrics log (or W&B/TensorBoard files, per ``logger``)
+``metrics.json``    dataset, setting, seed, teacher and student accuracies
+==================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch_geometric.data import Data
+
+from g2m import __version__
+from g2m.artifacts import TeacherArtifact, atomic_json, atomic_write
+from g2m.data import default_cache_dir, load_graph, make_split
+from g2m.data.splits import NodeSplit
+from g2m.export import save_student
+from g2m.lit import StudentSystem, TeacherSystem
+from g2m.lit.fit import StageResult, fit_and_test
+from g2m.models import GNNTeacher, MLPStudent, predict_full_graph
+from g2m.summary import format_summary
+
+log = logging.getLogger("g2m")
+
+
+def build(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with plain Python containers as arguments."""
+    return instantiate(node, **kwargs, _convert_="all")
+
+
+def build_objective(node: DictConfig) -> Any:
+    """Instantiate ``loss``; its ``name`` key describes the group and is not an argument."""
+    return build(OmegaConf.create({k: v for k, v in node.items() if k != "name"}))
+
+
+def load_data(cfg: DictConfig) -> tuple[Data, NodeSplit]:
+    ds = cfg.dataset
+    cache = Path(cfg.paths.cache_dir) if cfg.paths.cache_dir else default_cache_dir()
+    local = Path(cfg.paths.data_dir) if cfg.paths.data_dir else None
+    generator = OmegaConf.to_container(ds.generator) if "generator" in ds else None
+    graph = load_graph(ds.name, ds.split, cache, local, synthetic=generator)
+    split = make_split(
+        graph,
+        ds.split,
+        cfg.seed,
+        cfg.setting.held_out_fraction,
+        ds.train_per_class,
+        ds.val_per_class,
+    )
+    return graph, split
+
+
+def train_teacher(
+    cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path, logger: Any
+) -> TeacherArtifact:
+    t = cfg.teacher
+    num_classes = int(graph.y.max()) + 1
+    model = GNNTeacher(build(t.model, in_channels=graph.num_features, out_channels=num_classes))
+    system = TeacherSystem(model, graph, split, lr=t.optim.lr, weight_decay=t.optim.weight_decay)
+    result = fit_and_test(
+        system, "teacher", run_dir, t.max_epochs, t.patience, logger, dict(cfg.trainer)
+    )
+    observed = system.observed.cpu()
+    logits, embedding = predict_full_graph(model.cpu(), observed.x, observed.adj_t)
+    full_logits = torch.full((split.num_nodes, num_classes), float("nan"))
+    full_embedding = torch.full((split.num_nodes, embedding.size(1)), float("nan"))
+    full_logits[split.observed], full_embedding[split.observed] = logits, embedding
+    return TeacherArtifact(
+        full_logits,
+        full_embedding,
+        split,
+        cfg.dataset.name,
+        t.name,
+        graph.num_features,
+        metrics=stage_metrics(result, split),
+    )
+
+
+def train_student(
+    cfg: DictConfig,
+    graph: Data,
+    split: NodeSplit,
+    teacher: TeacherArtifact,
+    run_dir: Path,
+    logger: Any,
+) -> tuple[MLPStudent, StageResult]:
+    s = cfg.student
+    model = build(s.model, in_channels=graph.num_features, out_channels=teacher.logits.size(1))
+    objective = build_objective(cfg.loss)
+    system = StudentSystem(
+        model,
+        objective,
+        graph.x,
+        graph.y,
+        teacher.logits,
+        teacher.embedding,
+        split,
+        lr=s.optim.lr,
+        weight_decay=s.optim.weight_decay,
+        batch_size=s.batch_size,
+        seed=cfg.seed,
+    )
+    result = fit_and_test(
+        system, "student", run_dir, s.max_epochs, s.patience, logger, dict(cfg.trainer)
+    )
+    return model.cpu().eval(), result
+
+
+def stage_metrics(result: StageResult, split: NodeSplit) -> dict[str, Any]:
+    """The metrics.json block of a stage (accuracies as fractions)."""
+    block = {
+        "val_acc": result.val_acc,
+        "test_acc": result.test["acc"],
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs_run,
+        "train_seconds": round(result.seconds, 2),
+    }
+    if split.inductive:
+        tran, ind = result.test["acc"], result.test["acc_ind"]
+        block |= {"test_acc_ind": ind, "test_acc_prod": 0.8 * tran + 0.2 * ind}
+    return block
+
+
+def obtain_teacher(
+    cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path, logger: Any
+) -> TeacherArtifact:
+    """Reuse ``teacher.artifact`` when given (after checking it fits), else train one."""
+    if cfg.teacher.artifact:
+        artifact = TeacherArtifact.load(Path(cfg.teacher.artifact))
+        artifact.check_compatible(cfg.dataset.name, graph.num_features, split)
+        log.info("Reusing teacher artifact %s", cfg.teacher.artifact)
+        return artifact
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    artifact = train_teacher(cfg, graph, split, run_dir, logger)
+    artifact.save(run_dir / "teacher.pt")
+    return artifact
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Run every stage for one seed; return (and write) the metrics."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(
+        run_dir / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    )
+    graph, split = load_data(cfg)
+    logger = build(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
+    teacher = obtain_teacher(cfg, graph, split, run_dir, logger)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    student, result = train_student(cfg, graph, split, teacher, run_dir, logger)
+    metrics = {
+        "dataset": cfg.dataset.name,
+        "split": cfg.dataset.split,
+        "setting": cfg.setting.name,
+        "seed": int(cfg.seed),
+        "teacher": {"name": cfg.teacher.name, **teacher.metrics},
+        "student": {
+            "name": cfg.student.name,
+            "loss": cfg.loss.name,
+            **stage_metrics(result, split),
+        },
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "g2m_version": __version__,
+    }
+    save_student(
+        student,
+        run_dir / "student.pt",
+        provenance={k: metrics[k] for k in ("dataset", "setting", "seed")}
+        | {
+            "teacher": cfg.teacher.name,
+            "loss": cfg.loss.name,
+            "student_metrics": metrics["student"],
+            "g2m_version": __version__,
+        },
+    )
+    atomic_json(metrics, run_dir / "metrics.json")
+    if logger and hasattr(logger, "finalize"):
+        logger.finalize("success")
+    print(format_summary(metrics, run_dir))
+    return metrics

@@ -1,0 +1,30 @@
+"""The short table printed at the end of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:6.2f}"
+
+
+def format_summary(metrics: dict[str, Any], run_dir: Path) -> str:
+    """Teacher and student accuracies (percent) side by side, plus where outputs went."""
+    inductive = "test_acc_ind" in metrics["student"]
+    cols = ["val", "test"] + (["test_ind", "test_prod"] if inductive else [])
+    keys = ["val_acc", "test_acc"] + (["test_acc_ind", "test_acc_prod"] if inductive else [])
+    title = (
+        f"g2m | {metrics['dataset']} ({metrics['split']}) | {metrics['setting']} | "
+        f"seed {metrics['seed']}"
+    )
+    header = f"{'stage':<22}" + "".join(f"{c:>11}" for c in cols) + f"{'epoch':>8}"
+    lines = [title, header, "-" * len(header)]
+    for stage in ("teacher", "student"):
+        block = metrics[stage]
+        label = f"{stage} ({block['name']}" + (f", {block['loss']})" if "loss" in block else ")")
+        row = f"{label:<22}" + "".join(f"{_pct(block.get(k)):>11}" for k in keys)
+        lines.append(row + f"{block.get('best_epoch', '-'):>8}")
+    lines.append(f"wall time {metrics['wall_seconds']:.1f} s | outputs in {run_dir}")
+    return "\n".join(lines)
