@@ -71,7 +71,8 @@ def train_teacher(
 ) -> TeacherArtifact:
     t = cfg.teacher
     num_classes = int(graph.y.max()) + 1
-    model = GNNTeacher(build(t.model, in_channels=graph.num_features, out_channels=num_classes))
+    gnn = build(t.model, in_channels=graph.num_features, out_channels=num_classes)
+    model = GNNTeacher(gnn, self_loops=t.self_loops)
     system = TeacherSystem(model, graph, split, lr=t.optim.lr, weight_decay=t.optim.weight_decay)
     result = fit_and_test(
         system, "teacher", run_dir, t.max_epochs, t.patience, logger, dict(cfg.trainer)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -48,9 +49,15 @@ def stage_raw_files(
         source = local_dir / rel if local_dir is not None else None
         if source is not None and source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".partial")
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)  # atomic: a killed copy never looks complete
+            # a unique temporary name, then an atomic rename: a killed copy never looks
+            # complete, and concurrent runs (a sweep) never share a half-written file
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            os.close(fd)
+            try:
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, target)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
         else:
             missing.append(rel)
     return missing

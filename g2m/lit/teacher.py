@@ -17,17 +17,13 @@ from torchmetrics.functional import accuracy
 
 from g2m.data.splits import NodeSplit, observed_subgraph, to_local
 from g2m.lit.loaders import full_batch_loader
-from g2m.models.teacher import GNNTeacher, sparse_adjacency
+from g2m.models.teacher import GNNTeacher
 
 
-def with_adjacency(graph: Data) -> Data:
-    """Features, labels and the CSR adjacency ``adj_t`` of ``graph`` (no edge list)."""
-    return Data(
-        x=graph.x,
-        y=graph.y,
-        adj_t=sparse_adjacency(graph.edge_index, graph.num_nodes),
-        num_nodes=graph.num_nodes,
-    )
+def with_adjacency(graph: Data, model: GNNTeacher) -> Data:
+    """Features, labels and the model's CSR adjacency ``adj_t`` of ``graph`` (no edge list)."""
+    adj_t = model.adjacency(graph.edge_index, graph.num_nodes)
+    return Data(x=graph.x, y=graph.y, adj_t=adj_t, num_nodes=graph.num_nodes)
 
 
 class TeacherSystem(pl.LightningModule):
@@ -49,8 +45,8 @@ class TeacherSystem(pl.LightningModule):
         self.num_classes = int(graph.y.max()) + 1
         self.split = split
         # aggregation runs on sparse CSR adjacencies (see models.teacher.sparse_adjacency)
-        self.full = with_adjacency(graph)
-        self.observed = with_adjacency(observed_subgraph(graph, split))
+        self.full = with_adjacency(graph, model)
+        self.observed = with_adjacency(observed_subgraph(graph, split), model)
         observed_ids = split.observed
         self.local = {
             part: to_local(getattr(split, part), observed_ids, split.num_nodes)
