@@ -25,9 +25,15 @@ COLUMNS = [
 
 
 def group_key(m: dict, by: list[str]) -> tuple:
-    fields = {"dataset": m["dataset"], "split": m.get("split"), "setting": m["setting"],
-              "teacher": m["teacher"]["name"], "student": m["student"]["name"],
-              "loss": m["student"].get("loss"), "seed": m["seed"]}
+    fields = {
+        "dataset": m["dataset"],
+        "split": m.get("split"),
+        "setting": m["setting"],
+        "teacher": m["teacher"]["name"],
+        "student": m["student"]["name"],
+        "loss": m["student"].get("loss"),
+        "seed": m["seed"],
+    }
     return tuple(fields[b] for b in by)
 
 

@@ -47,8 +47,8 @@ class GNNTeacher(nn.Module):
     def __init__(self, gnn: BasicGNN, self_loops: bool = False):
         super().__init__()
         self.self_loops = self_loops
-        if gnn.out_channels is None or gnn.jk_mode is not None:
-            raise ValueError("the teacher GNN needs out_channels=num_classes and jk=None")
+        if gnn.jk_mode is not None:
+            raise ValueError("the teacher GNN must end in its last convolution (jk=None)")
         self.gnn = gnn
         self._captured: Tensor | None = None
         gnn.convs[-1].register_forward_pre_hook(self._capture)

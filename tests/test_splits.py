@@ -1,0 +1,118 @@
+"""CPF, fixed-mask and inductive splits, on real graphs and the synthetic one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from g2m.data import load_graph, make_split, observed_subgraph
+from g2m.data.splits import cpf_split, hold_out, to_local
+
+
+def _disjoint_and_complete(split, num_nodes):
+    parts = [split.train, split.val, split.test, split.test_ind]
+    joined = torch.cat(parts)
+    assert joined.unique().numel() == joined.numel(), "split parts overlap"
+    assert joined.numel() == num_nodes, "split does not cover every node"
+
+
+@pytest.mark.parametrize(
+    ("name", "nodes", "edges", "classes"),
+    [("cora", 2485, 5069, 7), ("citeseer", 2110, 3668, 6)],
+)
+def test_cpf_largest_connected_component(name, nodes, edges, classes, data_dir, cache_dir):
+    graph = load_graph(name, "cpf", cache_dir, data_dir)
+    assert graph.num_nodes == nodes
+    assert graph.edge_index.size(1) == 2 * edges  # undirected, stored both ways
+    src, dst = graph.edge_index
+    assert not bool((src == dst).any()), "self-loops must be removed"
+    assert int(graph.y.max()) + 1 == classes
+
+
+@pytest.mark.parametrize("name", ["cora", "citeseer"])
+def test_cpf_split_counts_per_class(name, data_dir, cache_dir):
+    graph = load_graph(name, "cpf", cache_dir, data_dir)
+    split = make_split(graph, "cpf", seed=3)
+    num_classes = int(graph.y.max()) + 1
+    assert torch.equal(
+        torch.bincount(graph.y[split.train], minlength=num_classes), torch.full((num_classes,), 20)
+    )
+    assert torch.equal(
+        torch.bincount(graph.y[split.val], minlength=num_classes), torch.full((num_classes,), 30)
+    )
+    assert split.test.numel() == graph.num_nodes - 50 * num_classes
+    _disjoint_and_complete(split, graph.num_nodes)
+
+
+def test_cpf_split_is_redrawn_per_seed_and_reproducible(tiny_graph):
+    a = cpf_split(tiny_graph.y, 5, 5, seed=0)
+    b = cpf_split(tiny_graph.y, 5, 5, seed=0)
+    c = cpf_split(tiny_graph.y, 5, 5, seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not torch.equal(a[0], c[0])
+
+
+def test_split_that_cannot_be_drawn_names_the_class(tiny_graph):
+    with pytest.raises(ValueError, match="class .* has .* nodes"):
+        cpf_split(tiny_graph.y, 40, 30, seed=0)
+
+
+def test_inductive_holds_out_a_fifth_of_test(tiny_graph):
+    split = make_split(
+        tiny_graph, "cpf", seed=0, held_out_fraction=0.2, train_per_class=5, val_per_class=5
+    )
+    total_test = split.test.numel() + split.test_ind.numel()
+    assert split.test_ind.numel() == int(0.2 * total_test)
+    _disjoint_and_complete(split, tiny_graph.num_nodes)
+    assert split.inductive
+
+
+def test_observed_subgraph_drops_every_edge_of_held_out_nodes(tiny_graph):
+    split = make_split(
+        tiny_graph, "cpf", seed=0, held_out_fraction=0.2, train_per_class=5, val_per_class=5
+    )
+    observed = split.observed
+    sub = observed_subgraph(tiny_graph, split)
+    assert sub.num_nodes == observed.numel()
+    # map the subgraph's edges back to global ids: none may touch a held-out node
+    global_edges = observed[sub.edge_index]
+    held_out = torch.zeros(tiny_graph.num_nodes, dtype=torch.bool)
+    held_out[split.test_ind] = True
+    assert not bool(held_out[global_edges].any())
+    # and every edge between observed nodes survives
+    src, dst = tiny_graph.edge_index
+    keep = ~held_out[src] & ~held_out[dst]
+    assert sub.edge_index.size(1) == int(keep.sum())
+    assert torch.equal(sub.x, tiny_graph.x[observed])
+
+
+def test_transductive_observed_graph_is_the_graph(tiny_graph):
+    split = make_split(tiny_graph, "cpf", seed=0, train_per_class=5, val_per_class=5)
+    assert observed_subgraph(tiny_graph, split) is tiny_graph
+    assert split.test_ind.numel() == 0
+
+
+def test_hold_out_rejects_bad_fraction():
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        hold_out(torch.arange(10), 1.5, seed=0)
+
+
+def test_to_local_rejects_unobserved_ids():
+    with pytest.raises(ValueError, match="not part of the observed graph"):
+        to_local(torch.tensor([1]), torch.tensor([0, 2]), num_nodes=3)
+
+
+def test_public_planetoid_split(data_dir, cache_dir):
+    graph = load_graph("cora", "public", cache_dir, data_dir)
+    split = make_split(graph, "public", seed=0)
+    assert (split.train.numel(), split.val.numel(), split.test.numel()) == (140, 500, 1000)
+
+
+def test_geom_gcn_split_follows_the_seed(data_dir, cache_dir):
+    graph = load_graph("texas", "geom-gcn", cache_dir, data_dir)
+    assert graph.num_nodes == 183
+    first, eleventh = make_split(graph, "geom-gcn", seed=0), make_split(graph, "geom-gcn", 10)
+    second = make_split(graph, "geom-gcn", seed=1)
+    assert first.same_as(eleventh)
+    assert not torch.equal(first.train, second.train)
+    assert not set(first.train.tolist()) & set(first.test.tolist())
