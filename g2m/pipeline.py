@@ -163,6 +163,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     )
     graph, split = load_data(cfg)
     logger = build(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
+    if logger:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     teacher = obtain_teacher(cfg, graph, split, run_dir, logger)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     student, result = train_student(cfg, graph, split, teacher, run_dir, logger)

@@ -105,3 +105,13 @@ def test_cora_glnn_end_to_end(data_dir, cache_dir, tmp_path):
     # a working SAGE teacher and GLNN student on Cora land far above an MLP's ~59%
     assert metrics["teacher"]["test_acc"] > 0.72
     assert metrics["student"]["test_acc"] > 0.72
+
+
+def test_wandb_logger_runs_offline(tmp_path, cache_dir, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    overrides = tiny_overrides(cache_dir, "logger=wandb", "teacher.max_epochs=5",
+                               "student.max_epochs=5")
+    pipeline.run(compose_config(overrides), tmp_path)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].glob("*.wandb"))

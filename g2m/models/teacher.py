@@ -69,8 +69,16 @@ class GNNTeacher(nn.Module):
         self, x: Tensor, edge_index: Tensor, return_embedding: bool = False
     ) -> Tensor | tuple[Tensor, Tensor]:
         """``[N, F]`` features and ``[2, E]`` edges (or :func:`sparse_adjacency`) ->
-        ``[N, C]`` logits (and the ``[N, D]`` embedding)."""
-        logits = self.gnn(x, edge_index)
+        ``[N, C]`` logits (and the ``[N, D]`` embedding).
+
+        Under autocast (``bf16-mixed``) a sparse adjacency is aggregated in fp32: cuSPARSE
+        has no reduced-precision SpMM backward, so the teacher runs in fp32 there.
+        """
+        if edge_index.layout == torch.sparse_csr and torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                logits = self.gnn(x.float(), edge_index)
+        else:
+            logits = self.gnn(x, edge_index)
         if not return_embedding:
             return logits
         embedding, self._captured = self._captured, None
