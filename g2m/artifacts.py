@@ -1,7 +1,6 @@
 """Run artifacts written atomically, and the teacher artifact a student run can reuse.
 
-Every file is written to a temporary name in the same folder and renamed into place, so a
-run killed at any moment never leaves a truncated file that a later run would load.
+Written atomically (:mod:`g2m.io`).
 
 The teacher artifact holds what distillation needs from the teacher, computed once at the
 best-validation checkpoint: logits ``[N, C]`` and last-hidden embeddings ``[N, D]`` from the
@@ -11,42 +10,16 @@ loss), the split it was trained on, and enough metadata to refuse a mismatched r
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from g2m.data.splits import NodeSplit
+from g2m.io import atomic_torch_save, read_torch_dict
 
 TEACHER_ARTIFACT_VERSION = 1
-
-
-def atomic_write(path: Path, write: Any) -> Path:
-    """Call ``write(tmp_path)`` then rename to ``path`` (same filesystem, atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_torch_save(obj: Any, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def atomic_json(obj: Any, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 @dataclass
@@ -73,14 +46,8 @@ class TeacherArtifact:
 
     @classmethod
     def load(cls, path: Path) -> TeacherArtifact:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Teacher artifact not found: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:
-            raise ValueError(f"{path} is not a readable g2m teacher artifact ({err}).") from err
-        if not isinstance(state, dict) or state.get("version") != TEACHER_ARTIFACT_VERSION:
+        state = read_torch_dict(path, "g2m teacher artifact")
+        if state.get("version") != TEACHER_ARTIFACT_VERSION:
             raise ValueError(
                 f"{path} is not a g2m teacher artifact (version "
                 f"{TEACHER_ARTIFACT_VERSION} expected)."

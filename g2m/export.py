@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from g2m.io import atomic_torch_save, read_torch_dict
 from g2m.models.student import MLPStudent
 
 STUDENT_FORMAT = "g2m-student"
@@ -20,8 +19,6 @@ STUDENT_FORMAT_VERSION = 1
 
 def save_student(model: MLPStudent, path: Path, provenance: dict[str, Any]) -> Path:
     """Write ``model`` as a self-describing artifact (atomic)."""
-    from g2m.artifacts import atomic_torch_save
-
     state = {
         "format": STUDENT_FORMAT,
         "version": STUDENT_FORMAT_VERSION,
@@ -35,14 +32,8 @@ def save_student(model: MLPStudent, path: Path, provenance: dict[str, Any]) -> P
 
 def load_student(path: Path) -> tuple[MLPStudent, dict[str, Any]]:
     """Rebuild the student in eval mode; returns ``(model, artifact_metadata)``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Student artifact not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable g2m student artifact ({err}).") from err
-    if not isinstance(state, dict) or state.get("format") != STUDENT_FORMAT:
+    state = read_torch_dict(path, "g2m student artifact")
+    if state.get("format") != STUDENT_FORMAT:
         raise ValueError(f"{path} is not a g2m student artifact.")
     model = MLPStudent(**state["model_args"])
     model.load_state_dict(state["state_dict"])

@@ -27,10 +27,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch_geometric.data import Data
 
 from g2m import __version__
-from g2m.artifacts import TeacherArtifact, atomic_json, atomic_write
+from g2m.artifacts import TeacherArtifact
 from g2m.data import default_cache_dir, load_graph, make_split
 from g2m.data.splits import NodeSplit
 from g2m.export import save_student
+from g2m.io import atomic_json, atomic_write
 from g2m.lit import StudentSystem, TeacherSystem
 from g2m.lit.fit import StageResult, fit_and_test
 from g2m.models import GNNTeacher, MLPStudent, predict_full_graph

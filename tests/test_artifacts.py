@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from g2m.artifacts import TeacherArtifact, atomic_write
+from g2m.artifacts import TeacherArtifact
 from g2m.data import make_split
 from g2m.export import load_student, save_student
+from g2m.io import atomic_write
 from g2m.models import MLPStudent
 
 
@@ -70,3 +74,15 @@ def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(tmp_path / "metrics.json", fail)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_loading_a_student_needs_torch_alone(tmp_path):
+    path = save_student(MLPStudent(4, 8, 2), tmp_path / "student.pt", provenance={})
+    code = (
+        "import sys; from g2m.export import load_student; "
+        f"load_student({str(path)!r}); "
+        "heavy = {'torch_geometric', 'lightning', 'hydra'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -110,8 +110,9 @@ def test_cora_glnn_end_to_end(data_dir, cache_dir, tmp_path):
 def test_wandb_logger_runs_offline(tmp_path, cache_dir, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
-    overrides = tiny_overrides(cache_dir, "logger=wandb", "teacher.max_epochs=5",
-                               "student.max_epochs=5")
+    overrides = tiny_overrides(
+        cache_dir, "logger=wandb", "teacher.max_epochs=5", "student.max_epochs=5"
+    )
     pipeline.run(compose_config(overrides), tmp_path)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
