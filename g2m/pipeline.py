@@ -76,7 +76,14 @@ def train_teacher(
     model = GNNTeacher(gnn, self_loops=t.self_loops)
     system = TeacherSystem(model, graph, split, lr=t.optim.lr, weight_decay=t.optim.weight_decay)
     result = fit_and_test(
-        system, "teacher", run_dir, t.max_epochs, t.patience, logger, dict(cfg.trainer)
+        system,
+        "teacher",
+        run_dir,
+        t.max_epochs,
+        t.patience,
+        logger,
+        dict(cfg.trainer),
+        on_tie=cfg.selection.on_tie,
     )
     observed = system.observed.cpu()
     logits, embedding = predict_full_graph(model.cpu(), observed.x, observed.adj_t)
@@ -119,7 +126,14 @@ def train_student(
         seed=cfg.seed,
     )
     result = fit_and_test(
-        system, "student", run_dir, s.max_epochs, s.patience, logger, dict(cfg.trainer)
+        system,
+        "student",
+        run_dir,
+        s.max_epochs,
+        s.patience,
+        logger,
+        dict(cfg.trainer),
+        on_tie=cfg.selection.on_tie,
     )
     return model.cpu().eval(), result
 

@@ -1,7 +1,7 @@
 """Run one Lightning stage: fit with validation-accuracy selection, then test once.
 
-Early stopping and checkpointing both monitor ``<stage>/val/acc`` (mode max; the first
-epoch reaching the best value wins a tie). The test split is evaluated exactly once, on the
+Early stopping and checkpointing both monitor ``<stage>/val/acc`` (mode max; ties are
+resolved by the rule in :mod:`g2m.lit.selection`). The test split is evaluated exactly once, on the
 best-validation checkpoint, by ``trainer.test(ckpt_path=...)``.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from g2m.lit.progress import StageProgressBar
+from g2m.lit.selection import selection_callbacks
 
 # Full-graph stages use in-memory loaders: worker processes would only add overhead.
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -50,21 +50,17 @@ def fit_and_test(
     patience: int,
     logger: Any,
     trainer_kwargs: dict[str, Any],
+    on_tie: str = "first",
 ) -> StageResult:
-    """Train ``system`` with early stopping on ``{stage}/val/acc``; test the best checkpoint."""
+    """Train ``system`` with early stopping on ``{stage}/val/acc``; test the best checkpoint.
+
+    ``on_tie`` is the tie rule of :mod:`g2m.lit.selection` (``first`` or ``latest``).
+    """
     if max_epochs < 1 or patience < 1:
         raise ValueError(f"{stage}.max_epochs and {stage}.patience must be >= 1.")
-    monitor = f"{stage}/val/acc"
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints" / stage,
-        filename="best",
-        monitor=monitor,
-        mode="max",
-        save_top_k=1,
-        save_weights_only=True,
-        enable_version_counter=False,
+    checkpoint, stopping = selection_callbacks(
+        f"{stage}/val/acc", patience, str(run_dir / "checkpoints" / stage), on_tie
     )
-    stopping = EarlyStopping(monitor=monitor, mode="max", patience=patience, check_finite=True)
     trainer_kwargs = dict(trainer_kwargs)
     callbacks = [checkpoint, stopping]
     if trainer_kwargs.pop("enable_progress_bar", True):

@@ -1,0 +1,81 @@
+"""Validation-accuracy selection: the checkpoint, early stopping and the tie rule."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from g2m.lit.fit import fit_and_test
+from g2m.lit.loaders import full_batch_loader
+from g2m.lit.selection import selection_callbacks
+
+
+class ScriptedAccuracy(pl.LightningModule):
+    """Reports a scripted validation accuracy per epoch; ``test`` reports the epoch tested."""
+
+    def __init__(self, val_accs):
+        super().__init__()
+        self.val_accs = val_accs
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.register_buffer("trained_epochs", torch.zeros(()))
+
+    def training_step(self, batch, batch_idx):
+        self.trained_epochs += 1
+        return (self.weight**2).sum() + 1.0
+
+    def validation_step(self, batch, batch_idx):
+        self.log("toy/val/acc", self.val_accs[self.current_epoch])
+
+    def test_step(self, batch, batch_idx):
+        self.log("toy/test/acc", self.trained_epochs.clone())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return full_batch_loader()
+
+    val_dataloader = test_dataloader = train_dataloader
+
+
+@pytest.mark.parametrize(("on_tie", "best_epoch"), [("first", 1), ("latest", 3)])
+def test_tie_rule_picks_the_checkpoint(on_tie, best_epoch, tmp_path):
+    accs = [0.5, 0.7, 0.6, 0.7, 0.6, 0.6, 0.6, 0.6]
+    result = fit_and_test(
+        ScriptedAccuracy(accs),
+        "toy",
+        tmp_path,
+        max_epochs=len(accs),
+        patience=3,
+        logger=False,
+        trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False},
+        on_tie=on_tie,
+    )
+    assert result.best_epoch == best_epoch
+    assert result.val_acc == pytest.approx(0.7)
+    # the test ran on the restored best checkpoint, not on the last weights
+    assert result.test["acc"] == best_epoch + 1
+
+
+@pytest.mark.parametrize(("on_tie", "epochs_run"), [("first", 4), ("latest", 6)])
+def test_patience_restarts_on_a_tie_only_under_latest(on_tie, epochs_run, tmp_path):
+    # best at epoch 1, tie at epoch 3: "first" stops after epoch 3 (patience 2 used up),
+    # "latest" restarts the count at epoch 3 and stops after epoch 5
+    accs = [0.5, 0.7, 0.6, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
+    result = fit_and_test(
+        ScriptedAccuracy(accs),
+        "toy",
+        tmp_path,
+        max_epochs=len(accs),
+        patience=2,
+        logger=False,
+        trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False},
+        on_tie=on_tie,
+    )
+    assert result.epochs_run == epochs_run
+
+
+def test_unknown_tie_rule_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="first"):
+        selection_callbacks("x/val/acc", 3, str(tmp_path), "best")
