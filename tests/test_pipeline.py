@@ -116,3 +116,18 @@ def test_wandb_logger_runs_offline(tmp_path, cache_dir, monkeypatch):
     pipeline.run(compose_config(overrides), tmp_path)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
+
+
+@pytest.mark.slow
+def test_fixed_split_with_unassigned_nodes_end_to_end(data_dir, cache_dir, tmp_path):
+    overrides = FAST + [
+        "dataset=cora",
+        "dataset.split=geom-gcn",
+        "setting=inductive",
+        f"paths.cache_dir={cache_dir}",
+        f"paths.data_dir={data_dir}",
+        "teacher.max_epochs=20",
+        "student.max_epochs=20",
+    ]
+    metrics = pipeline.run(compose_config(overrides), tmp_path)
+    check_block(metrics["student"], inductive=True)

@@ -39,19 +39,23 @@ class ScriptedAccuracy(pl.LightningModule):
     val_dataloader = test_dataloader = train_dataloader
 
 
-@pytest.mark.parametrize(("on_tie", "best_epoch"), [("first", 1), ("latest", 3)])
-def test_tie_rule_picks_the_checkpoint(on_tie, best_epoch, tmp_path):
-    accs = [0.5, 0.7, 0.6, 0.7, 0.6, 0.6, 0.6, 0.6]
-    result = fit_and_test(
+def run_scripted(accs, patience, on_tie, run_dir):
+    return fit_and_test(
         ScriptedAccuracy(accs),
         "toy",
-        tmp_path,
+        run_dir,
         max_epochs=len(accs),
-        patience=3,
+        patience=patience,
         logger=False,
         trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False},
         on_tie=on_tie,
     )
+
+
+@pytest.mark.parametrize(("on_tie", "best_epoch"), [("first", 1), ("latest", 3)])
+def test_tie_rule_picks_the_checkpoint(on_tie, best_epoch, tmp_path):
+    accs = [0.5, 0.7, 0.6, 0.7, 0.6, 0.6, 0.6, 0.6]
+    result = run_scripted(accs, patience=3, on_tie=on_tie, run_dir=tmp_path)
     assert result.best_epoch == best_epoch
     assert result.val_acc == pytest.approx(0.7)
     # the test ran on the restored best checkpoint, not on the last weights
@@ -63,16 +67,7 @@ def test_patience_restarts_on_a_tie_only_under_latest(on_tie, epochs_run, tmp_pa
     # best at epoch 1, tie at epoch 3: "first" stops after epoch 3 (patience 2 used up),
     # "latest" restarts the count at epoch 3 and stops after epoch 5
     accs = [0.5, 0.7, 0.6, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
-    result = fit_and_test(
-        ScriptedAccuracy(accs),
-        "toy",
-        tmp_path,
-        max_epochs=len(accs),
-        patience=2,
-        logger=False,
-        trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False},
-        on_tie=on_tie,
-    )
+    result = run_scripted(accs, patience=2, on_tie=on_tie, run_dir=tmp_path)
     assert result.epochs_run == epochs_run
 
 

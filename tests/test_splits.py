@@ -108,6 +108,14 @@ def test_public_planetoid_split(data_dir, cache_dir):
     assert (split.train.numel(), split.val.numel(), split.test.numel()) == (140, 500, 1000)
 
 
+def test_fixed_split_leaves_unassigned_nodes_observed(data_dir, cache_dir):
+    graph = load_graph("cora", "geom-gcn", cache_dir, data_dir)
+    split = make_split(graph, "geom-gcn", seed=0, held_out_fraction=0.2)
+    assigned = split.train.numel() + split.val.numel() + split.test.numel()
+    assert assigned + split.test_ind.numel() < graph.num_nodes  # geom-gcn skips some nodes
+    assert split.observed.numel() == graph.num_nodes - split.test_ind.numel()
+
+
 def test_geom_gcn_split_follows_the_seed(data_dir, cache_dir):
     graph = load_graph("texas", "geom-gcn", cache_dir, data_dir)
     assert graph.num_nodes == 183

@@ -36,8 +36,14 @@ class NodeSplit:
 
     @property
     def observed(self) -> Tensor:
-        """Sorted ids of the nodes (and, by implication, edges) seen during training."""
-        return torch.cat([self.train, self.val, self.test]).sort().values
+        """Sorted ids of the nodes (and, by implication, edges) seen during training.
+
+        Every node except the held-out ones — including nodes in no split part (fixed splits
+        such as geom-gcn's leave some nodes out; they stay in the graph, unlabelled).
+        """
+        keep = torch.ones(self.num_nodes, dtype=torch.bool)
+        keep[self.test_ind.cpu()] = False
+        return keep.nonzero().view(-1)
 
     def to_dict(self) -> dict:
         return {
