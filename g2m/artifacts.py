@@ -17,6 +17,7 @@ from typing import Any
 from torch import Tensor
 
 from g2m.data.splits import NodeSplit
+from g2m.errors import ArtifactError
 from g2m.io import atomic_torch_save, read_torch_dict
 
 TEACHER_ARTIFACT_VERSION = 1
@@ -33,6 +34,7 @@ class TeacherArtifact:
     teacher: str
     num_features: int
     metrics: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> Path:
         state = {k: v for k, v in asdict(self).items() if k != "split"}
@@ -48,7 +50,7 @@ class TeacherArtifact:
     def load(cls, path: Path) -> TeacherArtifact:
         state = read_torch_dict(path, "g2m teacher artifact")
         if state.get("version") != TEACHER_ARTIFACT_VERSION:
-            raise ValueError(
+            raise ArtifactError(
                 f"{path} is not a g2m teacher artifact (version "
                 f"{TEACHER_ARTIFACT_VERSION} expected)."
             )
@@ -68,6 +70,6 @@ class TeacherArtifact:
         elif not self.split.same_as(split):
             problems.append("a different split (seed, setting or split protocol differ)")
         if problems:
-            raise ValueError(
+            raise ArtifactError(
                 "The teacher artifact does not match this run: it has " + "; ".join(problems) + "."
             )

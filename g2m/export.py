@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from g2m.errors import ArtifactError
 from g2m.io import atomic_torch_save, read_torch_dict
 from g2m.models.student import MLPStudent
 
@@ -34,7 +35,7 @@ def load_student(path: Path) -> tuple[MLPStudent, dict[str, Any]]:
     """Rebuild the student in eval mode; returns ``(model, artifact_metadata)``."""
     state = read_torch_dict(path, "g2m student artifact")
     if state.get("format") != STUDENT_FORMAT:
-        raise ValueError(f"{path} is not a g2m student artifact.")
+        raise ArtifactError(f"{path} is not a g2m student artifact.")
     model = MLPStudent(**state["model_args"])
     model.load_state_dict(state["state_dict"])
     model.eval()

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from g2m.errors import ArtifactError, ArtifactNotFoundError
+
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp_path)`` then rename to ``path`` (same filesystem, atomic)."""
@@ -48,11 +50,11 @@ def read_torch_dict(path: Path, kind: str, weights_only: bool = True) -> dict[st
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{kind} not found: {path}")
+        raise ArtifactNotFoundError(f"{kind} not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as err:
-        raise ValueError(f"{path} is not a readable {kind} ({err}).") from err
+        raise ArtifactError(f"{path} is not a readable {kind} ({err}).") from err
     if not isinstance(state, dict):
-        raise ValueError(f"{path} is not a {kind}.")
+        raise ArtifactError(f"{path} is not a {kind}.")
     return state

@@ -15,6 +15,7 @@ takes plain keyword arguments. Artifacts land in the run directory:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ from g2m.lit import StudentSystem, TeacherSystem
 from g2m.lit.fit import StageResult, fit_and_test
 from g2m.models import GNNTeacher, MLPStudent, predict_full_graph
 from g2m.summary import format_summary
+from g2m.validate import check_config
 
 log = logging.getLogger("g2m")
 
@@ -98,6 +100,7 @@ def train_teacher(
         t.name,
         graph.num_features,
         metrics=stage_metrics(result, split),
+        timings={"seconds": round(result.seconds, 2)},
     )
 
 
@@ -145,7 +148,6 @@ def stage_metrics(result: StageResult, split: NodeSplit) -> dict[str, Any]:
         "test_acc": result.test["acc"],
         "best_epoch": result.best_epoch,
         "epochs": result.epochs_run,
-        "train_seconds": round(result.seconds, 2),
     }
     if split.inductive:
         tran, ind = result.test["acc"], result.test["acc_ind"]
@@ -153,15 +155,25 @@ def stage_metrics(result: StageResult, split: NodeSplit) -> dict[str, Any]:
     return block
 
 
-def obtain_teacher(
+def load_stored_teacher(
+    cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path
+) -> TeacherArtifact | None:
+    """The teacher to reuse: ``teacher.artifact`` if given, else this run's own finished one.
+
+    Either is checked against the run (dataset, features, split) before it is used.
+    """
+    path = Path(cfg.teacher.artifact) if cfg.teacher.artifact else run_dir / "teacher.pt"
+    if not cfg.teacher.artifact and not path.is_file():
+        return None
+    artifact = TeacherArtifact.load(path)
+    artifact.check_compatible(cfg.dataset.name, graph.num_features, split)
+    log.info("Reusing teacher artifact %s", path)
+    return artifact
+
+
+def train_and_store_teacher(
     cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path, logger: Any
 ) -> TeacherArtifact:
-    """Reuse ``teacher.artifact`` when given (after checking it fits), else train one."""
-    if cfg.teacher.artifact:
-        artifact = TeacherArtifact.load(Path(cfg.teacher.artifact))
-        artifact.check_compatible(cfg.dataset.name, graph.num_features, split)
-        log.info("Reusing teacher artifact %s", cfg.teacher.artifact)
-        return artifact
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     artifact = train_teacher(cfg, graph, split, run_dir, logger)
     artifact.save(run_dir / "teacher.pt")
@@ -169,18 +181,29 @@ def obtain_teacher(
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Run every stage for one seed; return (and write) the metrics."""
+    """Run every stage for one seed; return (and write) the metrics.
+
+    Bad input is rejected before anything is written. Rerunning into the same run directory
+    resumes: a finished run is reported again, a stored ``teacher.pt`` skips the teacher, and
+    an interrupted stage continues from its ``last.ckpt``.
+    """
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    check_config(cfg)
+    if (run_dir / "metrics.json").is_file():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        print(format_summary(metrics, run_dir) + "\n(already complete: nothing was rerun)")
+        return metrics
+    graph, split = load_data(cfg)
+    stored = load_stored_teacher(cfg, graph, split, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(
         run_dir / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     )
-    graph, split = load_data(cfg)
     logger = build(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    teacher = obtain_teacher(cfg, graph, split, run_dir, logger)
+    teacher = stored or train_and_store_teacher(cfg, graph, split, run_dir, logger)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     student, result = train_student(cfg, graph, split, teacher, run_dir, logger)
     metrics = {
@@ -194,22 +217,23 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "loss": cfg.loss.name,
             **stage_metrics(result, split),
         },
-        "wall_seconds": round(time.perf_counter() - started, 2),
         "g2m_version": __version__,
     }
-    save_student(
-        student,
-        run_dir / "student.pt",
-        provenance={k: metrics[k] for k in ("dataset", "setting", "seed")}
-        | {
-            "teacher": cfg.teacher.name,
-            "loss": cfg.loss.name,
-            "student_metrics": metrics["student"],
-            "g2m_version": __version__,
-        },
-    )
-    atomic_json(metrics, run_dir / "metrics.json")
+    provenance = {k: metrics[k] for k in ("dataset", "setting", "seed")} | {
+        "teacher": cfg.teacher.name,
+        "loss": cfg.loss.name,
+        "student_metrics": metrics["student"],
+        "g2m_version": __version__,
+    }
+    save_student(student, run_dir / "student.pt", provenance=provenance)
+    timings = {
+        "teacher_seconds": teacher.timings.get("seconds"),
+        "student_seconds": round(result.seconds, 2),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+    atomic_json(timings, run_dir / "timings.json")
+    atomic_json(metrics, run_dir / "metrics.json")  # last: its presence marks a finished run
     if logger and hasattr(logger, "finalize"):
         logger.finalize("success")
-    print(format_summary(metrics, run_dir))
+    print(format_summary(metrics, run_dir, timings["wall_seconds"]))
     return metrics

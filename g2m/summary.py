@@ -10,7 +10,9 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:6.2f}"
 
 
-def format_summary(metrics: dict[str, Any], run_dir: Path) -> str:
+def format_summary(
+    metrics: dict[str, Any], run_dir: Path, wall_seconds: float | None = None
+) -> str:
     """Teacher and student accuracies (percent) side by side, plus where outputs went."""
     inductive = "test_acc_ind" in metrics["student"]
     cols = ["val", "test"] + (["test_ind", "test_prod"] if inductive else [])
@@ -26,5 +28,6 @@ def format_summary(metrics: dict[str, Any], run_dir: Path) -> str:
         label = f"{stage} ({block['name']}" + (f", {block['loss']})" if "loss" in block else ")")
         row = f"{label:<22}" + "".join(f"{_pct(block.get(k)):>11}" for k in keys)
         lines.append(row + f"{block.get('best_epoch', '-'):>8}")
-    lines.append(f"wall time {metrics['wall_seconds']:.1f} s | outputs in {run_dir}")
+    wall = f"wall time {wall_seconds:.1f} s | " if wall_seconds is not None else ""
+    lines.append(f"{wall}outputs in {run_dir}")
     return "\n".join(lines)

@@ -55,9 +55,19 @@ def table(runs: list[dict], by: list[str]) -> str:
         ms = groups[key]
         cells = [str(k) for k in key] + [str(len(ms))]
         cells += [mean_std([m[s][f] for m in ms if f in m[s]]) for _, s, f in cols]
-        cells.append(f"{statistics.mean(m['wall_seconds'] for m in ms):.1f}")
+        walls = [m["wall_seconds"] for m in ms if m.get("wall_seconds") is not None]
+        cells.append(f"{statistics.mean(walls):.1f}" if walls else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def load_run(metrics_path: Path) -> dict:
+    """A run's metrics, with ``wall_seconds`` from ``timings.json`` beside it if present."""
+    run = json.loads(metrics_path.read_text())
+    timings = metrics_path.with_name("timings.json")
+    if timings.is_file():
+        run["wall_seconds"] = json.loads(timings.read_text()).get("wall_seconds")
+    return run
 
 
 def main() -> None:
@@ -65,7 +75,7 @@ def main() -> None:
     parser.add_argument("dirs", nargs="+", type=Path)
     parser.add_argument("--by", nargs="+", default=["dataset", "setting", "teacher", "loss"])
     args = parser.parse_args()
-    runs = [json.loads(p.read_text()) for d in args.dirs for p in sorted(d.rglob("metrics.json"))]
+    runs = [load_run(p) for d in args.dirs for p in sorted(d.rglob("metrics.json"))]
     if not runs:
         raise SystemExit(f"no metrics.json under {', '.join(map(str, args.dirs))}")
     print(table(runs, args.by))

@@ -26,6 +26,7 @@ from torch_geometric.data import Data, download_url
 
 from g2m.data.cpf import read_sparse_graph_npz, standardize
 from g2m.data.sources import fetch_with_fallback
+from g2m.errors import ConfigError, DataError
 
 GNN_BENCHMARK_URL = "https://github.com/shchur/gnn-benchmark/raw/master/data/npz"
 
@@ -97,7 +98,7 @@ def load_benchmark(name: str, protocol: str, cache_dir: Path, local_dir: Path | 
     """Load benchmark ``name`` for split ``protocol`` (files staged into ``cache_dir``)."""
     loader = LOADERS.get((name, protocol))
     if loader is None:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown dataset/protocol '{name}/{protocol}'. Available: {', '.join(available())}."
         )
     return loader(Path(cache_dir), Path(local_dir) if local_dir else None)
@@ -107,9 +108,9 @@ def check_graph(data: Data, name: str) -> Data:
     """Reject graphs that would silently poison training (NaN/Inf features, bad labels)."""
     if not bool(data.x.isfinite().all()):
         bad = int((~data.x.isfinite()).any(dim=1).sum())
-        raise ValueError(f"Dataset '{name}': {bad} nodes have NaN or Inf features.")
+        raise DataError(f"Dataset '{name}': {bad} nodes have NaN or Inf features.")
     if data.y.dim() != 1 or int(data.y.min()) < 0:
-        raise ValueError(f"Dataset '{name}': labels must be a 1-D tensor of class ids >= 0.")
+        raise DataError(f"Dataset '{name}': labels must be a 1-D tensor of class ids >= 0.")
     return data
 
 

@@ -20,6 +20,8 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import LargestConnectedComponents
 from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 
+from g2m.errors import DataError
+
 REQUIRED_KEYS = (
     "adj_data",
     "adj_indices",
@@ -45,11 +47,11 @@ def read_sparse_graph_npz(path: Path) -> Data:
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as err:  # zipfile/pickle errors vary by corruption
-        raise ValueError(f"{path} is not a readable .npz file ({err}).") from err
+        raise DataError(f"{path} is not a readable .npz file ({err}).") from err
     with npz:
         missing = [key for key in REQUIRED_KEYS if key not in npz.files]
         if missing:
-            raise ValueError(
+            raise DataError(
                 f"{path} is not a SparseGraph .npz: missing keys {missing}; "
                 f"expected {list(REQUIRED_KEYS)}."
             )
@@ -58,7 +60,7 @@ def read_sparse_graph_npz(path: Path) -> Data:
         labels = np.asarray(npz["labels"]).astype(np.int64)
     n = adj.shape[0]
     if attr.shape[0] != n or labels.shape[0] != n:
-        raise ValueError(
+        raise DataError(
             f"{path}: adjacency has {n} nodes but features have {attr.shape[0]} rows and "
             f"labels {labels.shape[0]} entries."
         )

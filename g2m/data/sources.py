@@ -17,13 +17,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from g2m.errors import DataError
+
 T = TypeVar("T")
 
 DATA_DIR_ENV = "G2M_DATA_DIR"
 CACHE_DIR_ENV = "G2M_CACHE_DIR"
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(DataError):
     """The raw files of a dataset are neither cached, nor local, nor downloadable."""
 
 

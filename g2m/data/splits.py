@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from g2m.errors import ConfigError, DataError
+
 
 @dataclass(frozen=True)
 class NodeSplit:
@@ -70,7 +72,7 @@ def cpf_split(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-class random train/val draws; the rest is test. Returns sorted id tensors."""
     if train_per_class < 1 or val_per_class < 1:
-        raise ValueError(
+        raise ConfigError(
             f"train_per_class and val_per_class must be >= 1, got {train_per_class}, "
             f"{val_per_class}."
         )
@@ -81,7 +83,7 @@ def cpf_split(
         members = (labels == c).nonzero().view(-1)
         need = train_per_class + val_per_class
         if members.numel() < need:
-            raise ValueError(
+            raise DataError(
                 f"Cannot draw the split: class {c} has {members.numel()} nodes but "
                 f"{train_per_class} train + {val_per_class} val per class need {need}. "
                 f"Lower dataset.train_per_class / dataset.val_per_class."
@@ -110,7 +112,7 @@ def mask_split(data: Data, seed: int) -> tuple[Tensor, Tensor, Tensor]:
 def hold_out(test: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """Split test ids into (observed test, held-out test) as GLNN's inductive setting does."""
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"held-out fraction must be in [0, 1), got {fraction}.")
+        raise ConfigError(f"held-out fraction must be in [0, 1), got {fraction}.")
     gen = torch.Generator().manual_seed(seed)
     perm = test[torch.randperm(test.numel(), generator=gen)]
     num_ind = int(fraction * test.numel())
@@ -131,7 +133,7 @@ def make_split(
     elif protocol in ("public", "geom-gcn"):
         train, val, test = mask_split(data, seed)
     else:
-        raise ValueError(f"Unknown split protocol '{protocol}'; use cpf, public or geom-gcn.")
+        raise ConfigError(f"Unknown split protocol '{protocol}'; use cpf, public or geom-gcn.")
     test, test_ind = hold_out(test, held_out_fraction, seed)
     return NodeSplit(train, val, test, test_ind, data.num_nodes)
 

@@ -21,6 +21,8 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 
+from g2m.errors import ConfigError
+
 
 def _sample_in_class(
     classes: torch.Tensor,
@@ -57,11 +59,11 @@ def make_csbm(
         device: where to generate (``"cuda"`` for products-scale graphs).
     """
     if num_nodes < num_classes or num_classes < 2:
-        raise ValueError(f"need num_nodes >= num_classes >= 2, got {num_nodes}, {num_classes}")
+        raise ConfigError(f"need num_nodes >= num_classes >= 2, got {num_nodes}, {num_classes}")
     if not 0.0 <= homophily <= 1.0:
-        raise ValueError(f"homophily must be in [0, 1], got {homophily}")
+        raise ConfigError(f"homophily must be in [0, 1], got {homophily}")
     if avg_degree <= 0 or num_features <= 0:
-        raise ValueError("avg_degree and num_features must be positive")
+        raise ConfigError("avg_degree and num_features must be positive")
     device = torch.device(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     y = torch.randint(num_classes, (num_nodes,), device=device, generator=gen)

@@ -18,8 +18,12 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from g2m.errors import ConfigError
 from g2m.lit.progress import StageProgressBar
+from g2m.lit.safety import AtomicCheckpointIO, StopOnNonFiniteLoss
 from g2m.lit.selection import selection_callbacks
+
+log = logging.getLogger("g2m")
 
 # Full-graph stages use in-memory loaders: worker processes would only add overhead.
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -57,12 +61,13 @@ def fit_and_test(
     ``on_tie`` is the tie rule of :mod:`g2m.lit.selection` (``first`` or ``latest``).
     """
     if max_epochs < 1 or patience < 1:
-        raise ValueError(f"{stage}.max_epochs and {stage}.patience must be >= 1.")
+        raise ConfigError(f"{stage}.max_epochs and {stage}.patience must be >= 1.")
+    checkpoint_dir = run_dir / "checkpoints" / stage
     checkpoint, stopping = selection_callbacks(
-        f"{stage}/val/acc", patience, str(run_dir / "checkpoints" / stage), on_tie
+        f"{stage}/val/acc", patience, str(checkpoint_dir), on_tie
     )
     trainer_kwargs = dict(trainer_kwargs)
-    callbacks = [checkpoint, stopping]
+    callbacks = [checkpoint, stopping, StopOnNonFiniteLoss(stage, str(checkpoint_dir))]
     if trainer_kwargs.pop("enable_progress_bar", True):
         callbacks.append(StageProgressBar(stage))
     trainer = pl.Trainer(
@@ -74,10 +79,14 @@ def fit_and_test(
         enable_model_summary=False,
         enable_progress_bar=False,
         default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO()],
         **trainer_kwargs,
     )
     start = time.perf_counter()
-    trainer.fit(system)
+    last = checkpoint_dir / "last.ckpt"
+    if last.is_file():
+        log.info("Resuming the %s stage from %s", stage, last)
+    trainer.fit(system, ckpt_path=str(last) if last.is_file() else None)
     best = Path(checkpoint.best_model_path)
     if not best.is_file():
         raise RuntimeError(f"{stage} stage produced no checkpoint (did validation run?).")

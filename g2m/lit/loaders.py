@@ -11,17 +11,21 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from g2m.errors import ConfigError
+
 
 def full_batch_loader() -> DataLoader:
     """One step per epoch for full-graph training (the step ignores its batch)."""
     return DataLoader([torch.zeros(1)], batch_size=None)
 
 
-def node_loader(nodes: Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    """Batches of node ids from ``nodes`` (the order reshuffled every epoch if asked)."""
+def node_loader(
+    nodes: Tensor, batch_size: int, generator: torch.Generator | None = None
+) -> DataLoader:
+    """Batches of node ids from ``nodes``, reshuffled every epoch by ``generator`` if given."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}.")
+    shuffle = generator is not None
     return DataLoader(nodes.cpu(), batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 

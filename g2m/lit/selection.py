@@ -14,6 +14,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+from g2m.errors import ConfigError
+
 TIE_RULES = ("first", "latest")
 # accuracies are exact fractions k / |val|: any real difference is >= 1 / |val| >> this
 TIE_TOLERANCE = 1e-7
@@ -35,7 +37,7 @@ def selection_callbacks(
 ) -> tuple[ModelCheckpoint, EarlyStopping]:
     """Checkpoint + early stopping on ``monitor`` (mode max) under the tie rule ``on_tie``."""
     if on_tie not in TIE_RULES:
-        raise ValueError(f"selection.on_tie must be one of {TIE_RULES}, got '{on_tie}'.")
+        raise ConfigError(f"selection.on_tie must be one of {TIE_RULES}, got '{on_tie}'.")
     checkpoint_cls = LatestBestCheckpoint if on_tie == "latest" else ModelCheckpoint
     checkpoint = checkpoint_cls(
         dirpath=dirpath,
@@ -43,7 +45,7 @@ def selection_callbacks(
         monitor=monitor,
         mode="max",
         save_top_k=1,
-        save_weights_only=True,
+        save_last=True,  # full state every epoch: what an interrupted stage resumes from
         enable_version_counter=False,
     )
     stopping = EarlyStopping(

@@ -15,12 +15,14 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
 from g2m.data.splits import NodeSplit
+from g2m.errors import ConfigError
 from g2m.lit.loaders import labelled_chunks, node_loader
+from g2m.lit.safety import ResumableRNG
 from g2m.losses.base import DistillationBatch, DistillationObjective
 from g2m.models.student import MLPStudent
 
 
-class StudentSystem(pl.LightningModule):
+class StudentSystem(ResumableRNG, pl.LightningModule):
     """Distillation of teacher targets into a :class:`MLPStudent`.
 
     Args:
@@ -51,7 +53,7 @@ class StudentSystem(pl.LightningModule):
     ):
         super().__init__()
         if objective.needs_edges or objective.needs_codebook:
-            raise NotImplementedError(
+            raise ConfigError(
                 f"objective '{objective.name}' needs edges or a codebook, which this student "
                 "stage does not provide yet."
             )
@@ -125,7 +127,8 @@ class StudentSystem(pl.LightningModule):
         return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     def train_dataloader(self):
-        return node_loader(self.split.observed, self.batch_size, shuffle=True, seed=self.seed)
+        generator = self.seeded_generator(self.seed)
+        return node_loader(self.split.observed, self.batch_size, generator=generator)
 
     def val_dataloader(self):
         return labelled_chunks({"val": self.split.val}, self.eval_batch_size)

@@ -17,6 +17,7 @@ from torchmetrics.functional import accuracy
 
 from g2m.data.splits import NodeSplit, observed_subgraph, to_local
 from g2m.lit.loaders import full_batch_loader
+from g2m.lit.safety import ResumableRNG
 from g2m.models.teacher import GNNTeacher
 
 
@@ -26,7 +27,7 @@ def with_adjacency(graph: Data, model: GNNTeacher) -> Data:
     return Data(x=graph.x, y=graph.y, adj_t=adj_t, num_nodes=graph.num_nodes)
 
 
-class TeacherSystem(pl.LightningModule):
+class TeacherSystem(ResumableRNG, pl.LightningModule):
     """Full-batch supervised training of a :class:`GNNTeacher`.
 
     Args:

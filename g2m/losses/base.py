@@ -24,6 +24,8 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from g2m.errors import ConfigError
+
 
 @dataclass
 class DistillationBatch:
@@ -65,15 +67,15 @@ class DistillationObjective(nn.Module):
     def __init__(self, label_weight: float, weights: Mapping[str, float]):
         super().__init__()
         if not 0.0 <= float(label_weight) <= 1.0:
-            raise ValueError(f"loss.label_weight (lambda) must be in [0, 1], got {label_weight}.")
+            raise ConfigError(f"loss.label_weight (lambda) must be in [0, 1], got {label_weight}.")
         weights = dict(weights)
         if set(weights) != set(self.term_names):
-            raise ValueError(
+            raise ConfigError(
                 f"loss.weights for '{self.name}' must name exactly {list(self.term_names)}, "
                 f"got {sorted(weights)}."
             )
         if any(float(w) < 0 for w in weights.values()):
-            raise ValueError(f"loss.weights must be >= 0, got {weights}.")
+            raise ConfigError(f"loss.weights must be >= 0, got {weights}.")
         self.label_weight = float(label_weight)
         self.weights = {k: float(v) for k, v in weights.items()}
 
@@ -113,7 +115,7 @@ def softened_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: flo
 
 def check_temperature(temperature: float, key: str = "loss.temperature") -> float:
     if not float(temperature) > 0:
-        raise ValueError(f"{key} must be > 0, got {temperature}.")
+        raise ConfigError(f"{key} must be > 0, got {temperature}.")
     return float(temperature)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from g2m.errors import ConfigError
+
 NORMS = {"none": None, "batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
 
 
@@ -41,13 +43,13 @@ class MLPStudent(nn.Module):
     ):
         super().__init__()
         if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}.")
+            raise ConfigError(f"num_layers must be >= 1, got {num_layers}.")
         if min(in_channels, hidden_channels, out_channels) < 1:
-            raise ValueError("in_channels, hidden_channels and out_channels must be >= 1.")
+            raise ConfigError("in_channels, hidden_channels and out_channels must be >= 1.")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout}.")
         if norm not in NORMS:
-            raise ValueError(f"norm must be one of {sorted(NORMS)}, got '{norm}'.")
+            raise ConfigError(f"norm must be one of {sorted(NORMS)}, got '{norm}'.")
         self.init_args = dict(
             in_channels=in_channels,
             hidden_channels=hidden_channels,

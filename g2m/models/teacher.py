@@ -17,6 +17,8 @@ from torch import Tensor, nn
 from torch_geometric.nn.models.basic_gnn import BasicGNN
 from torch_geometric.utils import add_remaining_self_loops, to_torch_csr_tensor
 
+from g2m.errors import ConfigError
+
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
@@ -48,7 +50,7 @@ class GNNTeacher(nn.Module):
         super().__init__()
         self.self_loops = self_loops
         if gnn.jk_mode is not None:
-            raise ValueError("the teacher GNN must end in its last convolution (jk=None)")
+            raise ConfigError("the teacher GNN must end in its last convolution (jk=None)")
         self.gnn = gnn
         self._captured: Tensor | None = None
         gnn.convs[-1].register_forward_pre_hook(self._capture)

@@ -1,0 +1,32 @@
+"""Errors that describe a problem with the user's input, not a bug in g2m.
+
+``python -m g2m.train`` turns a :class:`G2MError` into one line on stderr and exit status 2
+(set ``G2M_DEBUG=1`` to see the traceback). Each class also derives from the built-in error a
+caller would expect (``ValueError``, ``FileNotFoundError``, ``RuntimeError``).
+"""
+
+from __future__ import annotations
+
+
+class G2MError(Exception):
+    """Base class: the message says what was wrong and what is accepted."""
+
+
+class ConfigError(G2MError, ValueError):
+    """A config value or override is invalid."""
+
+
+class DataError(G2MError, ValueError):
+    """A dataset is missing, unreadable, inconsistent or cannot be split as asked."""
+
+
+class ArtifactError(G2MError, ValueError):
+    """A teacher/student artifact is unreadable, foreign, or does not fit this run."""
+
+
+class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
+    """An artifact path does not exist."""
+
+
+class TrainingDivergedError(G2MError, RuntimeError):
+    """A training loss became NaN or infinite; the last good checkpoint is kept."""

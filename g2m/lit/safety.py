@@ -1,0 +1,88 @@
+"""Guards for long unattended runs: divergence detection, atomic and resumable checkpoints.
+
+- :class:`StopOnNonFiniteLoss` stops a stage with :class:`TrainingDivergedError` the moment a
+  training loss is NaN or infinite; the best checkpoint written so far stays on disk.
+- :class:`AtomicCheckpointIO` writes every Lightning checkpoint to a temporary file and
+  renames it, so a kill never leaves a truncated ``best.ckpt`` or ``last.ckpt``.
+- :class:`ResumableRNG` (a mixin for the systems) stores the global torch RNG and the
+  shuffling generator in each checkpoint and restores them on resume, so a resumed stage
+  draws the same dropout masks and batch orders as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback
+
+from g2m.errors import TrainingDivergedError
+from g2m.io import atomic_write
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Raise :class:`TrainingDivergedError` on the first non-finite training loss."""
+
+    def __init__(self, stage: str, checkpoint_dir: str):
+        self.stage, self.checkpoint_dir = stage, checkpoint_dir
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not bool(torch.isfinite(loss.detach()).all()):
+            raise TrainingDivergedError(
+                f"The {self.stage} training loss became {float(loss)} at epoch "
+                f"{trainer.current_epoch}, step {trainer.global_step}; the stage was stopped. "
+                f"The last good checkpoints are in {self.checkpoint_dir}. Lower "
+                f"{self.stage}.optim.lr or check the features for extreme values."
+            )
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint I/O through a temporary file and an atomic rename."""
+
+    def save_checkpoint(self, checkpoint: dict, path: Any, storage_options: Any = None) -> None:
+        atomic_write(
+            path,
+            lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(
+                checkpoint, tmp, storage_options
+            ),
+        )
+
+
+class ResumableRNG:
+    """Mixin for LightningModules: keep RNG streams in checkpoints (see module docstring)."""
+
+    shuffle_generator: torch.Generator | None = None
+    _pending_shuffle_state: torch.Tensor | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["g2m_rng"] = {
+            "torch": torch.get_rng_state(),
+            "shuffle": None
+            if self.shuffle_generator is None
+            else self.shuffle_generator.get_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("g2m_rng")
+        if state is None:
+            return
+        torch.set_rng_state(state["torch"])
+        self._pending_shuffle_state = state["shuffle"]
+
+    def seeded_generator(self, seed: int) -> torch.Generator:
+        """The shuffling generator: seeded, or continued from a resumed checkpoint."""
+        self.shuffle_generator = torch.Generator().manual_seed(seed)
+        if self._pending_shuffle_state is not None:
+            self.shuffle_generator.set_state(self._pending_shuffle_state)
+            self._pending_shuffle_state = None
+        return self.shuffle_generator
