@@ -7,11 +7,15 @@ where it came from (as nanoGPT keeps ``model_args`` next to the weights).
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
-from g2m.errors import ArtifactError
-from g2m.io import atomic_torch_save, read_torch_dict
+import torch
+
+from g2m.cli import run_tool
+from g2m.errors import ArtifactError, ConfigError
+from g2m.io import atomic_torch_save, atomic_write, read_torch_dict
 from g2m.models.student import MLPStudent
 
 STUDENT_FORMAT = "g2m-student"
@@ -41,3 +45,81 @@ def load_student(path: Path) -> tuple[MLPStudent, dict[str, Any]]:
     model.eval()
     meta = {k: v for k, v in state.items() if k != "state_dict"}
     return model, meta
+
+
+def export_torchscript(model: MLPStudent, num_features: int, path: Path) -> Path:
+    """Trace the student to TorchScript (atomic write); loads with ``torch.jit.load``."""
+    example = torch.randn(4, num_features)
+    with torch.no_grad():
+        traced = torch.jit.trace(model.eval(), example)
+    return atomic_write(path, lambda tmp: traced.save(str(tmp)))
+
+
+def export_onnx(model: MLPStudent, num_features: int, path: Path) -> Path:
+    """Export to ONNX with a dynamic node axis (needs the ``onnx`` package)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError as err:
+        raise ConfigError("ONNX export needs the onnx package: pip install onnx") from err
+    example = torch.randn(4, num_features)
+    return atomic_write(
+        path,
+        lambda tmp: torch.onnx.export(
+            model.eval(),
+            (example,),
+            str(tmp),
+            input_names=["features"],
+            output_names=["logits"],
+            dynamic_axes={"features": {0: "nodes"}, "logits": {0: "nodes"}},
+            dynamo=False,
+        ),
+    )
+
+
+def max_logit_difference(model: MLPStudent, num_features: int, path: Path, fmt: str) -> float:
+    """Largest absolute logit difference between the student and its export, on random input."""
+    x = torch.randn(257, num_features)
+    with torch.no_grad():
+        reference = model.eval()(x)
+        if fmt == "torchscript":
+            exported = torch.jit.load(str(path))(x)
+        else:
+            try:
+                import onnxruntime as ort
+            except ImportError:
+                return float("nan")  # no runtime to check against
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            exported = torch.from_numpy(session.run(None, {"features": x.numpy()})[0])
+    return float((reference - exported).abs().max())
+
+
+EXPORTERS = {"torchscript": (export_torchscript, ".torchscript.pt"), "onnx": (export_onnx, ".onnx")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m g2m.export",
+        description="Export a run's student for deployment and check its logits.",
+    )
+    parser.add_argument("source", type=Path, help="a run directory or a student.pt")
+    parser.add_argument("--format", choices=sorted(EXPORTERS), default="torchscript")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    artifact = args.source / "student.pt" if args.source.is_dir() else args.source
+    model, meta = load_student(artifact)
+    exporter, suffix = EXPORTERS[args.format]
+    out = args.out or artifact.with_name(f"student{suffix}")
+    num_features = meta["input"]["num_features"]
+    exporter(model, num_features, out)
+    diff = max_logit_difference(model, num_features, out, args.format)
+    if diff > 1e-4:
+        out.unlink(missing_ok=True)
+        raise ArtifactError(
+            f"{args.format} export disagrees with the student (max |Δlogit| "
+            f"{diff:.2e}); nothing was written."
+        )
+    print(f"{args.format} student written to {out} (max |Δlogit| vs torch: {diff:.1e})")
+
+
+if __name__ == "__main__":
+    run_tool("g2m.export", main)

@@ -8,8 +8,6 @@ traceback instead.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import hydra
@@ -17,20 +15,17 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from g2m import pipeline
-from g2m.errors import G2MError
-
-USER_ERROR_EXIT = 2
+from g2m.cli import run_tool
 
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float:
-    try:
-        metrics = pipeline.run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except G2MError as err:
-        if os.environ.get("G2M_DEBUG"):
-            raise
-        print(f"g2m: error: {err}", file=sys.stderr)
-        sys.exit(USER_ERROR_EXIT)
+def main(cfg: DictConfig) -> float | None:
+    metrics = {}
+
+    def train() -> None:
+        metrics.update(pipeline.run(cfg, Path(HydraConfig.get().runtime.output_dir)))
+
+    run_tool("g2m", train)
     return metrics["student"]["val_acc"]
 
 

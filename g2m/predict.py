@@ -1,0 +1,91 @@
+"""Predict classes with an exported student: ``python -m g2m.predict ARTIFACT FEATURES``.
+
+Reads node features from ``.npy``, ``.pt`` (a 2-D tensor) or ``.csv`` (comma-separated, no
+header), checks them against what the artifact expects (feature dimension, finite values) and
+writes one CSV row per node: ``node,class,prob_0,...,prob_{C-1}``. Torch and NumPy only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from g2m.cli import run_tool
+from g2m.errors import DataError
+from g2m.export import load_student
+from g2m.io import atomic_write
+
+READERS = {".npy", ".pt", ".csv"}
+
+
+def read_features(path: Path) -> Tensor:
+    """``[N, F]`` float32 features from ``.npy``, ``.pt`` or ``.csv``."""
+    path = Path(path)
+    if path.suffix not in READERS:
+        raise DataError(
+            f"{path}: unsupported feature file type '{path.suffix}'; use one of {sorted(READERS)}."
+        )
+    if not path.is_file():
+        raise DataError(f"Feature file not found: {path}")
+    try:
+        if path.suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        elif path.suffix == ".csv":
+            array = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+        else:
+            array = torch.load(path, map_location="cpu", weights_only=True)
+        features = torch.as_tensor(array).float()
+    except Exception as err:
+        raise DataError(f"{path} could not be read as features ({err}).") from err
+    if features.dim() != 2:
+        raise DataError(
+            f"{path}: features must be a 2-D [nodes, features] array, "
+            f"got shape {tuple(features.shape)}."
+        )
+    return features
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module, features: Tensor, expected_dim: int, batch_size: int = 65536
+) -> Tensor:
+    """Class probabilities ``[N, C]`` after checking dimension and finiteness."""
+    if features.size(1) != expected_dim:
+        raise DataError(
+            f"features have {features.size(1)} columns but the student expects {expected_dim}."
+        )
+    bad = ~features.isfinite().all(dim=1)
+    if bool(bad.any()):
+        rows = bad.nonzero().view(-1)[:5].tolist()
+        raise DataError(f"{int(bad.sum())} rows contain NaN or Inf (first rows: {rows}).")
+    return torch.cat([model(chunk).softmax(-1) for chunk in features.split(batch_size)])
+
+
+def write_predictions(probs: Tensor, path: Path) -> Path:
+    header = "node,class," + ",".join(f"prob_{c}" for c in range(probs.size(1)))
+    table = np.column_stack([np.arange(probs.size(0)), probs.argmax(1).numpy(), probs.numpy()])
+    fmt = ["%d", "%d"] + ["%.6f"] * probs.size(1)
+    return atomic_write(
+        path, lambda tmp: np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=header, comments="")
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m g2m.predict", description=__doc__)
+    parser.add_argument("artifact", type=Path, help="student.pt (or a run directory)")
+    parser.add_argument("features", type=Path, help="features: .npy, .pt or .csv")
+    parser.add_argument("--out", type=Path, default=Path("predictions.csv"))
+    args = parser.parse_args(argv)
+    artifact = args.artifact / "student.pt" if args.artifact.is_dir() else args.artifact
+    model, meta = load_student(artifact)
+    probs = predict(model, read_features(args.features), meta["input"]["num_features"])
+    write_predictions(probs, args.out)
+    print(f"{probs.size(0)} predictions written to {args.out}")
+
+
+if __name__ == "__main__":
+    run_tool("g2m.predict", main)

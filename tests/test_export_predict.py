@@ -1,0 +1,112 @@
+"""Deployment tools: TorchScript export with parity, prediction from feature files, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from g2m import export, predict
+from g2m.errors import DataError
+from g2m.export import load_student, save_student
+from g2m.models import MLPStudent
+
+
+@pytest.fixture
+def artifact(tmp_path):
+    model = MLPStudent(6, 16, 3, num_layers=3, norm="batch").eval()
+    return save_student(model, tmp_path / "student.pt", provenance={"dataset": "toy"})
+
+
+def tool(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_torchscript_export_gives_the_same_logits(artifact):
+    export.main([str(artifact.parent), "--format", "torchscript"])
+    scripted = torch.jit.load(str(artifact.with_name("student.torchscript.pt")))
+    model, _ = load_student(artifact)
+    x = torch.randn(50, 6)
+    torch.testing.assert_close(scripted(x), model(x))
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".pt"])
+def test_predict_reads_every_format(artifact, tmp_path, suffix):
+    x = torch.randn(7, 6)
+    path = tmp_path / f"features{suffix}"
+    if suffix == ".npy":
+        np.save(path, x.numpy())
+    elif suffix == ".csv":
+        np.savetxt(path, x.numpy(), delimiter=",")
+    else:
+        torch.save(x, path)
+    out = tmp_path / "pred.csv"
+    predict.main([str(artifact), str(path), "--out", str(out)])
+    table = np.loadtxt(out, delimiter=",", skiprows=1)
+    model, _ = load_student(artifact)
+    probs = model(x).softmax(-1).detach().numpy()
+    assert table.shape == (7, 2 + 3)
+    np.testing.assert_array_equal(table[:, 1], probs.argmax(1))
+    np.testing.assert_allclose(table[:, 2:], probs, atol=1e-5)
+
+
+def test_wrong_feature_dimension(artifact):
+    model, meta = load_student(artifact)
+    with pytest.raises(DataError, match="4 columns but the student expects 6"):
+        predict.predict(model, torch.randn(3, 4), meta["input"]["num_features"])
+
+
+def test_nan_features(artifact):
+    model, _ = load_student(artifact)
+    x = torch.randn(5, 6)
+    x[3, 1] = float("nan")
+    with pytest.raises(DataError, match=r"1 rows contain NaN or Inf \(first rows: \[3\]\)"):
+        predict.predict(model, x, 6)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("features.npy", b"not numpy", "could not be read as features"),
+        ("features.txt", b"1,2", "unsupported feature file type"),
+        ("missing.npy", None, "Feature file not found"),
+    ],
+)
+def test_unreadable_feature_files(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        predict.read_features(path)
+
+
+def test_predict_cli_reports_one_line(artifact, tmp_path):
+    bad = tmp_path / "x.npy"
+    np.save(bad, np.zeros((2, 9), np.float32))
+    result = tool("g2m.predict", str(artifact), str(bad), "--out", str(tmp_path / "p.csv"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "g2m.predict: error: features have 9 columns but the student expects 6."
+    )
+    assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize("module", ["g2m.export", "g2m.predict"])
+def test_missing_or_foreign_artifact(module, tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    features = tmp_path / "x.npy"
+    np.save(features, np.zeros((2, 6), np.float32))
+    extra = [str(features)] if module == "g2m.predict" else []
+    for path, message in (
+        (tmp_path / "none.pt", "not found"),
+        (foreign, "is not a g2m student artifact"),
+    ):
+        result = tool(module, str(path), *extra)
+        assert result.returncode == 2 and message in result.stderr
+        assert "Traceback" not in result.stderr
