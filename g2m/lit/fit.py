@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,6 @@ class StageResult:
     checkpoint: Path
     epochs_run: int
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def fit_and_test(
@@ -54,7 +53,7 @@ def fit_and_test(
     patience: int,
     logger: Any,
     trainer_kwargs: dict[str, Any],
-    on_tie: str = "first",
+    on_tie: str = "latest",
 ) -> StageResult:
     """Train ``system`` with early stopping on ``{stage}/val/acc``; test the best checkpoint.
 
