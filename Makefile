@@ -32,12 +32,12 @@ test-fast: setup ## the test suite without the slow real-data runs
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 lint: setup ## ruff lint and format check
-	$(BIN)/ruff check g2m tests scripts
-	$(BIN)/ruff format --check g2m tests scripts
+	$(BIN)/ruff check g2m tests
+	$(BIN)/ruff format --check g2m tests
 
 format: setup ## ruff format and autofix
-	$(BIN)/ruff format g2m tests scripts
-	$(BIN)/ruff check --fix g2m tests scripts
+	$(BIN)/ruff format g2m tests
+	$(BIN)/ruff check --fix g2m tests
 
 clean: ## remove run outputs and caches (not the venv)
 	rm -rf runs multirun outputs .pytest_cache .ruff_cache

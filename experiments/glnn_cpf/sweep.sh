@@ -2,7 +2,7 @@
 # GLNN on the CPF protocol: SAGE teacher -> MLP student, 10 seeds, transductive and inductive.
 # Usage: G2M_DATA_DIR=../shared/datasets bash experiments/glnn_cpf/sweep.sh [OUT_DIR]
 # (without G2M_DATA_DIR the raw files are downloaded). Then:
-#   python scripts/aggregate.py OUT_DIR > experiments/glnn_cpf/results.md
+#   python -m g2m.report OUT_DIR --out OUT_DIR/report
 set -euo pipefail
 out=${1:-multirun/glnn_cpf}
 for setting in transductive inductive; do

@@ -1,0 +1,155 @@
+"""Aggregate runs into mean ± std tables and plots: ``python -m g2m.report RUNS... --out DIR``.
+
+Every ``metrics.json`` below the given run or sweep folders is one run (one seed); runs are
+grouped by dataset × teacher × student × loss × setting (``--by`` changes that). Writes
+``report.md`` and ``report.csv`` (accuracies in %, ``n`` = runs per group) and, when matplotlib
+is installed, ``accuracy.png`` (student test accuracy per method with ±1 std error bars) and
+``tradeoff.png`` (accuracy against inference time, teacher and student, GLNN's Figure 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from g2m.cli import run_tool
+from g2m.errors import DataError
+
+GROUP_FIELDS = ("dataset", "split", "setting", "teacher", "student", "loss", "seed")
+COLUMNS = [
+    ("teacher val", "teacher", "val_acc"),
+    ("teacher test", "teacher", "test_acc"),
+    ("teacher ind", "teacher", "test_acc_ind"),
+    ("student val", "student", "val_acc"),
+    ("student test", "student", "test_acc"),
+    ("student ind", "student", "test_acc_ind"),
+    ("student prod", "student", "test_acc_prod"),
+]
+TIMINGS = [
+    ("wall s/run", "wall_seconds", 1.0),
+    ("teacher ms", "teacher_inference_ms", 1.0),
+    ("student ms", "student_inference_ms", 1.0),
+]
+
+
+def load_runs(dirs: list[Path]) -> list[dict]:
+    """Every run below ``dirs``: its metrics plus ``timings`` (from timings.json if present)."""
+    runs = []
+    for d in dirs:
+        for path in sorted(Path(d).rglob("metrics.json")):
+            run = json.loads(path.read_text())
+            timings = path.with_name("timings.json")
+            run["timings"] = json.loads(timings.read_text()) if timings.is_file() else {}
+            if "wall_seconds" in run:  # runs written before timings.json existed
+                run["timings"].setdefault("wall_seconds", run["wall_seconds"])
+            runs.append(run)
+    if not runs:
+        raise DataError(f"no metrics.json under {', '.join(map(str, dirs))}")
+    return runs
+
+
+def group_key(run: dict, by: list[str]) -> tuple:
+    fields = {
+        "dataset": run["dataset"],
+        "split": run.get("split"),
+        "setting": run["setting"],
+        "teacher": run["teacher"]["name"],
+        "student": run["student"]["name"],
+        "loss": run["student"].get("loss"),
+        "seed": run["seed"],
+    }
+    return tuple(fields[b] for b in by)
+
+
+def _mean_std(values: list[float], scale: float) -> tuple[float, float] | None:
+    if not values:
+        return None
+    std = statistics.pstdev(values) if len(values) > 1 else 0.0
+    return scale * statistics.mean(values), scale * std
+
+
+def summarise(runs: list[dict], by: list[str]) -> list[dict]:
+    """One row per group: key fields, ``n``, and (mean, std) per column."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for run in runs:
+        groups[group_key(run, by)].append(run)
+    rows = []
+    for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
+        members = groups[key]
+        row = dict(zip(by, key, strict=True)) | {"n": len(members)}
+        for label, stage, field in COLUMNS:
+            row[label] = _mean_std([m[stage][field] for m in members if field in m[stage]], 100)
+        for label, field, scale in TIMINGS:
+            values = [m["timings"][field] for m in members if m["timings"].get(field) is not None]
+            row[label] = _mean_std(values, scale)
+        rows.append(row)
+    return rows
+
+
+def _present(rows: list[dict], by: list[str]) -> list[str]:
+    labels = [c[0] for c in COLUMNS] + [t[0] for t in TIMINGS]
+    return by + ["n"] + [label for label in labels if any(r[label] is not None for r in rows)]
+
+
+def to_markdown(rows: list[dict], by: list[str]) -> str:
+    cols = _present(rows, by)
+
+    def cell(row, col):
+        value = row[col]
+        if isinstance(value, tuple):
+            return f"{value[0]:.2f} ± {value[1]:.2f}"
+        return "-" if value is None else str(value)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(r, c) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict], by: list[str], path: Path) -> None:
+    cols = _present(rows, by)
+    header = []
+    for col in cols:
+        header += [f"{col} mean", f"{col} std"] if col not in by + ["n"] else [col]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in rows:
+            out = []
+            for col in cols:
+                value = row[col]
+                if col in by or col == "n":
+                    out.append(value)
+                else:
+                    out += ["", ""] if value is None else [f"{value[0]:.4f}", f"{value[1]:.4f}"]
+            writer.writerow(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m g2m.report", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("runs", nargs="+", type=Path, help="run or sweep directories")
+    parser.add_argument("--out", type=Path, default=Path("report"))
+    parser.add_argument(
+        "--by", nargs="+", default=["dataset", "teacher", "loss", "setting"], choices=GROUP_FIELDS
+    )
+    args = parser.parse_args(argv)
+    rows = summarise(load_runs(args.runs), args.by)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = to_markdown(rows, args.by)
+    (args.out / "report.md").write_text(table + "\n")
+    write_csv(rows, args.by, args.out / "report.csv")
+    from g2m.report_plots import plot_accuracy, plot_tradeoff
+
+    plot_accuracy(rows, args.by, args.out / "accuracy.png")
+    plot_tradeoff(rows, args.by, args.out / "tradeoff.png")
+    print(table)
+    print(f"\nreport.md, report.csv, accuracy.png, tradeoff.png written to {args.out}")
+
+
+if __name__ == "__main__":
+    run_tool("g2m.report", main)
