@@ -56,28 +56,31 @@ def export_torchscript(model: MLPStudent, num_features: int, path: Path) -> Path
 
 
 def export_onnx(model: MLPStudent, num_features: int, path: Path) -> Path:
-    """Export to ONNX with a dynamic node axis (needs the ``onnx`` package)."""
+    """Export to ONNX (``torch.export``-based exporter) with a dynamic node axis.
+
+    Needs the ``onnx`` and ``onnxscript`` packages (``pip install "g2m[onnx]"``).
+    """
     try:
-        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401  (the exporter's dependency)
     except ImportError as err:
-        raise ConfigError("ONNX export needs the onnx package: pip install onnx") from err
-    example = torch.randn(4, num_features)
-    return atomic_write(
-        path,
-        lambda tmp: torch.onnx.export(
-            model.eval(),
-            (example,),
-            str(tmp),
-            input_names=["features"],
-            output_names=["logits"],
-            dynamic_axes={"features": {0: "nodes"}, "logits": {0: "nodes"}},
-            dynamo=False,
-        ),
+        raise ConfigError('ONNX export needs onnx and onnxscript: pip install "g2m[onnx]"') from err
+    program = torch.onnx.export(
+        model.eval(),
+        (torch.randn(4, num_features),),
+        dynamo=True,
+        verbose=False,
+        input_names=["features"],
+        output_names=["logits"],
+        dynamic_shapes=({0: torch.export.Dim("nodes")},),
     )
+    return atomic_write(path, lambda tmp: program.save(str(tmp)))
 
 
-def max_logit_difference(model: MLPStudent, num_features: int, path: Path, fmt: str) -> float:
-    """Largest absolute logit difference between the student and its export, on random input."""
+def max_logit_difference(
+    model: MLPStudent, num_features: int, path: Path, fmt: str
+) -> float | None:
+    """Largest |logit| difference between the student and its export on random input
+    (``None`` for ONNX when ``onnxruntime`` is not installed)."""
     x = torch.randn(257, num_features)
     with torch.no_grad():
         reference = model.eval()(x)
@@ -87,12 +90,13 @@ def max_logit_difference(model: MLPStudent, num_features: int, path: Path, fmt: 
             try:
                 import onnxruntime as ort
             except ImportError:
-                return float("nan")  # no runtime to check against
+                return None
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             exported = torch.from_numpy(session.run(None, {"features": x.numpy()})[0])
     return float((reference - exported).abs().max())
 
 
+PARITY_TOLERANCE = 1e-4
 EXPORTERS = {"torchscript": (export_torchscript, ".torchscript.pt"), "onnx": (export_onnx, ".onnx")}
 
 
@@ -112,13 +116,18 @@ def main(argv: list[str] | None = None) -> None:
     num_features = meta["input"]["num_features"]
     exporter(model, num_features, out)
     diff = max_logit_difference(model, num_features, out, args.format)
-    if diff > 1e-4:
+    if diff is not None and diff > PARITY_TOLERANCE:
         out.unlink(missing_ok=True)
         raise ArtifactError(
             f"{args.format} export disagrees with the student (max |Δlogit| "
             f"{diff:.2e}); nothing was written."
         )
-    print(f"{args.format} student written to {out} (max |Δlogit| vs torch: {diff:.1e})")
+    check = (
+        "not checked: onnxruntime is not installed"
+        if diff is None
+        else (f"max |Δlogit| vs torch: {diff:.1e}")
+    )
+    print(f"{args.format} student written to {out} ({check})")
 
 
 if __name__ == "__main__":

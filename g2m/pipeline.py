@@ -183,6 +183,31 @@ def train_and_store_teacher(
     return artifact
 
 
+def log_student_artifact(logger: Any, path: Path, metadata: dict[str, Any]) -> None:
+    """Attach the deployable student to the W&B run (other loggers have no artifacts)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if isinstance(logger, WandbLogger):
+        import wandb
+
+        artifact = wandb.Artifact(
+            f"student-{logger.experiment.id}", type="model", metadata=metadata
+        )
+        artifact.add_file(str(path))
+        logger.experiment.log_artifact(artifact)
+
+
+def close_logger(logger: Any) -> None:
+    """Flush the logger; end the W&B run so the next run of a sweep starts its own."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if not logger:
+        return
+    logger.finalize("success")
+    if isinstance(logger, WandbLogger):
+        logger.experiment.finish()
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run every stage for one seed; return (and write) the metrics.
 
@@ -229,6 +254,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "g2m_version": __version__,
     }
     save_student(student, run_dir / "student.pt", provenance=provenance)
+    log_student_artifact(logger, run_dir / "student.pt", provenance)
     timings = {
         "teacher_seconds": teacher.timings.get("seconds"),
         # full-graph teacher vs feature-only student over every node, CPU, median of 5
@@ -239,7 +265,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     }
     atomic_json(timings, run_dir / "timings.json")
     atomic_json(metrics, run_dir / "metrics.json")  # last: its presence marks a finished run
-    if logger and hasattr(logger, "finalize"):
-        logger.finalize("success")
+    close_logger(logger)
     print(format_summary(metrics, run_dir, timings["wall_seconds"]))
     return metrics

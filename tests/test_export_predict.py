@@ -35,6 +35,19 @@ def test_torchscript_export_gives_the_same_logits(artifact):
     torch.testing.assert_close(scripted(x), model(x))
 
 
+def test_onnx_export_matches_torch_in_onnx_runtime(artifact):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    export.main([str(artifact), "--format", "onnx"])
+    session = ort.InferenceSession(
+        str(artifact.with_name("student.onnx")), providers=["CPUExecutionProvider"]
+    )
+    model, _ = load_student(artifact)
+    x = torch.randn(33, 6)  # a batch size the export never saw: the node axis is dynamic
+    (logits,) = session.run(None, {"features": x.numpy()})
+    np.testing.assert_allclose(logits, model(x).detach().numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".pt"])
 def test_predict_reads_every_format(artifact, tmp_path, suffix):
     x = torch.randn(7, 6)

@@ -79,6 +79,14 @@ def test_same_seed_gives_identical_metrics_on_cpu(tmp_path, cache_dir):
             assert a[stage][key] == b[stage][key]
 
 
+def test_tensorboard_logger_writes_events(tmp_path, cache_dir):
+    overrides = tiny_overrides(
+        cache_dir, "logger=tensorboard", "teacher.max_epochs=3", "student.max_epochs=3"
+    )
+    pipeline.run(compose_config(overrides), tmp_path)
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
 def test_cli_runs_into_the_requested_run_dir(tmp_path, cache_dir):
     overrides = tiny_overrides(cache_dir, f"hydra.run.dir={tmp_path / 'run'}", "seed=2")
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -115,7 +123,10 @@ def test_wandb_logger_runs_offline(tmp_path, cache_dir, monkeypatch):
     )
     pipeline.run(compose_config(overrides), tmp_path)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1 and any(runs[0].glob("*.wandb"))
+    assert len(runs) == 1
+    (log_file,) = runs[0].glob("*.wandb")
+    run_id = runs[0].name.rsplit("-", 1)[1]
+    assert f"student-{run_id}".encode() in log_file.read_bytes()  # the student artifact
 
 
 @pytest.mark.slow
