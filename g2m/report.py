@@ -44,6 +44,7 @@ def load_runs(dirs: list[Path]) -> list[dict]:
             run = json.loads(path.read_text())
             timings = path.with_name("timings.json")
             run["timings"] = json.loads(timings.read_text()) if timings.is_file() else {}
+            run["path"] = str(path.parent)
             if "wall_seconds" in run:  # runs written before timings.json existed
                 run["timings"].setdefault("wall_seconds", run["wall_seconds"])
             runs.append(run)
@@ -81,6 +82,8 @@ def summarise(runs: list[dict], by: list[str]) -> list[dict]:
     for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
         members = groups[key]
         row = dict(zip(by, key, strict=True)) | {"n": len(members)}
+        # the run to ship: best student *validation* accuracy (never test)
+        row["best run"] = max(members, key=lambda m: m["student"]["val_acc"])["path"]
         for label, stage, field in COLUMNS:
             row[label] = _mean_std([m[stage][field] for m in members if field in m[stage]], 100)
         for label, field, scale in TIMINGS:
@@ -141,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = summarise(load_runs(args.runs), args.by)
     args.out.mkdir(parents=True, exist_ok=True)
     table = to_markdown(rows, args.by)
+    best = "\n".join(f"- {', '.join(str(r[b]) for b in args.by)}: `{r['best run']}`" for r in rows)
+    table += "\n\nBest student per group, by validation accuracy:\n" + best
     (args.out / "report.md").write_text(table + "\n")
     write_csv(rows, args.by, args.out / "report.csv")
     from g2m.report_plots import plot_accuracy, plot_tradeoff

@@ -16,6 +16,11 @@ def _cluster(row: dict, by: list[str]) -> str:
     return " / ".join(parts) or "all runs"
 
 
+def _student_name(row: dict) -> str:
+    loss, teacher = row.get("loss", "student"), row.get("teacher", "teacher")
+    return "MLP (labels only)" if loss == "supervised" else f"MLP + {loss} from {teacher}"
+
+
 def _bars(rows: list[dict], by: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
     """``{cluster: {method: (mean, std)}}`` with one teacher bar per teacher name."""
     clusters: dict[str, dict[str, tuple[float, float]]] = {}
@@ -25,7 +30,7 @@ def _bars(rows: list[dict], by: list[str]) -> dict[str, dict[str, tuple[float, f
         if row["teacher test"] is not None:
             methods.setdefault(f"{teacher} (teacher)", row["teacher test"])
         if row["student test"] is not None:
-            methods[f"MLP + {row.get('loss', 'student')} from {teacher}"] = row["student test"]
+            methods[_student_name(row)] = row["student test"]
     return clusters
 
 
@@ -63,8 +68,7 @@ def plot_tradeoff(rows: list[dict], by: list[str], path: Path) -> Path:
             if acc is None or ms is None:
                 continue
             teacher = row.get("teacher", "teacher")
-            loss = row.get("loss", "student")
-            name = teacher if stage == "teacher" else f"MLP + {loss} from {teacher}"
+            name = teacher if stage == "teacher" else _student_name(row)
             ax.errorbar(ms[0], acc[0], yerr=acc[1], fmt=marker, capsize=4, label=f"{label}: {name}")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())

@@ -84,3 +84,16 @@ def test_objective_declares_its_needs():
     assert not SoftLogitDistillation.needs_edges
     assert not SoftLogitDistillation.needs_codebook
     assert SoftLogitDistillation.term_names == ("kd",)
+
+
+def test_supervised_baseline_is_plain_cross_entropy():
+    from g2m.losses import SupervisedOnly
+
+    logits = torch.randn(6, 3, requires_grad=True)
+    labelled = torch.tensor([True, True, False, False, True, False])
+    objective = SupervisedOnly()
+    terms = objective(make_batch(logits, torch.randn(6, 3), labelled))
+    assert set(terms) == {"ce"}
+    labels = torch.arange(6) % 3
+    expected = torch.nn.functional.cross_entropy(logits[labelled], labels[labelled])
+    torch.testing.assert_close(objective.combine(terms), expected)

@@ -46,6 +46,7 @@ def test_known_runs_give_the_known_table(runs):
     assert rows[0]["teacher test"] == pytest.approx((81.0, 1.0))
     assert rows[0]["wall s/run"] == pytest.approx((11.0, 1.0))
     assert rows[1]["student test"] == pytest.approx((90.0, 0.0))
+    assert rows[0]["best run"].endswith("a")  # equal val: the first run found wins
     table = report.to_markdown(rows, ["dataset", "loss"])
     assert (
         "| cora | glnn | 2 | 80.00 ± 0.00 | 81.00 ± 1.00 | 70.00 ± 0.00 | 72.00 ± 2.00 |" in table
@@ -62,6 +63,7 @@ def test_cli_writes_markdown_csv_and_plots(runs, tmp_path):
         rows = list(csv.DictReader(handle))
     assert rows[0]["student test mean"] == "72.0000"
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Best student per group" in (out / "report.md").read_text()
 
 
 def test_no_runs_is_a_clear_error(tmp_path):

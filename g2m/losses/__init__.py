@@ -2,5 +2,6 @@
 
 from g2m.losses.base import DistillationBatch, DistillationObjective
 from g2m.losses.glnn import SoftLogitDistillation
+from g2m.losses.supervised import SupervisedOnly
 
-__all__ = ["DistillationBatch", "DistillationObjective", "SoftLogitDistillation"]
+__all__ = ["DistillationBatch", "DistillationObjective", "SoftLogitDistillation", "SupervisedOnly"]
