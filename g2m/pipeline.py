@@ -197,6 +197,23 @@ def log_student_artifact(logger: Any, path: Path, metadata: dict[str, Any]) -> N
         logger.experiment.log_artifact(artifact)
 
 
+def git_revision() -> str | None:
+    """The commit of the g2m checkout that ran (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
 def close_logger(logger: Any) -> None:
     """Flush the logger; end the W&B run so the next run of a sweep starts its own."""
     from lightning.pytorch.loggers import WandbLogger
@@ -250,8 +267,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     provenance = {k: metrics[k] for k in ("dataset", "setting", "seed")} | {
         "teacher": cfg.teacher.name,
         "loss": cfg.loss.name,
+        "teacher_metrics": metrics["teacher"],
         "student_metrics": metrics["student"],
         "g2m_version": __version__,
+        "git_revision": git_revision(),
     }
     save_student(student, run_dir / "student.pt", provenance=provenance)
     log_student_artifact(logger, run_dir / "student.pt", provenance)

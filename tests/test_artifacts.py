@@ -64,6 +64,7 @@ def test_student_artifact_gives_the_same_logits(tmp_path):
     x = torch.randn(11, 8)
     torch.testing.assert_close(loaded(x), model(x))
     assert meta["input"]["num_features"] == 8 and meta["provenance"]["dataset"] == "synthetic"
+    assert meta["classes"] == ["0", "1", "2"]
 
 
 def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):

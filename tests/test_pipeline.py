@@ -48,7 +48,10 @@ def test_synthetic_run_writes_every_output(setting, tmp_path, cache_dir, capsys)
     assert not list(tmp_path.glob("**/*.tmp"))
     assert "student (mlp, glnn)" in capsys.readouterr().out
     model, meta = load_student(tmp_path / "student.pt")
-    assert meta["provenance"]["dataset"] == "synthetic"
+    provenance = meta["provenance"]
+    assert provenance["dataset"] == "synthetic" and provenance["loss"] == "glnn"
+    assert provenance["student_metrics"]["test_acc"] == on_disk["student"]["test_acc"]
+    assert set(provenance) >= {"teacher", "g2m_version", "git_revision", "teacher_metrics"}
 
 
 def test_student_run_reuses_a_stored_teacher(tmp_path, cache_dir):
