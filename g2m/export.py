@@ -22,15 +22,10 @@ STUDENT_FORMAT = "g2m-student"
 STUDENT_FORMAT_VERSION = 1
 
 
-def save_student(
-    model: MLPStudent,
-    path: Path,
-    provenance: dict[str, Any],
-    class_names: list[str] | None = None,
-) -> Path:
+def save_student(model: MLPStudent, path: Path, provenance: dict[str, Any]) -> Path:
     """Write ``model`` as a self-describing artifact (atomic).
 
-    ``class_names[c]`` names output ``c`` (default: ``"0" .. "C-1"``, the dataset's label ids).
+    ``classes[c]`` is the dataset label id that output ``c`` predicts.
     """
     num_classes = model.init_args["out_channels"]
     state = {
@@ -39,7 +34,7 @@ def save_student(
         "model_args": dict(model.init_args),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "input": {"num_features": model.init_args["in_channels"], "preprocessing": "none"},
-        "classes": list(class_names) if class_names else [str(c) for c in range(num_classes)],
+        "classes": [str(c) for c in range(num_classes)],
         "provenance": provenance,
     }
     return atomic_torch_save(state, path)
