@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from g2m.errors import DataError
+from g2m.io import atomic_write
 
 T = TypeVar("T")
 
@@ -50,16 +50,9 @@ def stage_raw_files(
             continue
         source = local_dir / rel if local_dir is not None else None
         if source is not None and source.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # a unique temporary name, then an atomic rename: a killed copy never looks
-            # complete, and concurrent runs (a sweep) never share a half-written file
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-            os.close(fd)
-            try:
-                shutil.copyfile(source, tmp)
-                os.replace(tmp, target)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            # unique temporary name + atomic rename: a killed copy never looks complete,
+            # and concurrent runs (a sweep) never share a half-written file
+            atomic_write(target, lambda tmp, src=source: shutil.copyfile(src, tmp))
         else:
             missing.append(rel)
     return missing
