@@ -31,7 +31,7 @@ from g2m import __version__
 from g2m.artifacts import TeacherArtifact
 from g2m.bench import median_milliseconds
 from g2m.data import default_cache_dir, load_graph, make_split
-from g2m.data.splits import NodeSplit
+from g2m.data.splits import NodeSplit, observed_subgraph
 from g2m.export import save_student
 from g2m.io import atomic_json, atomic_write
 from g2m.lit import StudentSystem, TeacherSystem
@@ -131,6 +131,7 @@ def train_student(
         weight_decay=s.optim.weight_decay,
         batch_size=s.batch_size,
         seed=cfg.seed,
+        edge_index=observed_edges(graph, split) if objective.needs_edges else None,
     )
     result = fit_and_test(
         system,
@@ -143,6 +144,13 @@ def train_student(
         on_tie=cfg.selection.on_tie,
     )
     return model.cpu().eval(), result
+
+
+def observed_edges(graph: Data, split: NodeSplit) -> torch.Tensor:
+    """``[2, E]`` edges of the observed graph in global ids: none touches a held-out node."""
+    if not split.inductive:
+        return graph.edge_index
+    return split.observed[observed_subgraph(graph, split).edge_index]
 
 
 def stage_metrics(result: StageResult, split: NodeSplit) -> dict[str, Any]:

@@ -43,7 +43,7 @@ CHECKS: list[Check] = [
     ("setting.held_out_fraction", _number(lambda v: 0 <= v < 1), "a number in [0, 1)"),
     *_model_checks("teacher"),
     *_model_checks("student"),
-    ("student.batch_size", _int(1), "an integer >= 1"),
+    ("student.batch_size", _int(1), "an integer >= 1 (or null: one full batch)"),
     ("loss.label_weight", _number(lambda v: 0 <= v <= 1), "a number in [0, 1]"),
     ("loss.temperature", _number(lambda v: v > 0), "a number > 0"),
     ("dataset.generator.num_nodes", _int(2), "an integer >= 2"),
@@ -54,13 +54,16 @@ CHECKS: list[Check] = [
 ]
 
 
+OPTIONAL = ("dataset.generator", "loss.", "student.batch_size")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` naming every key whose value is not acceptable."""
     problems = []
     for key, ok, expected in CHECKS:
         value = OmegaConf.select(cfg, key, default=None)
-        if value is None and (key.startswith("dataset.generator") or key.startswith("loss.")):
-            continue  # optional: only some datasets / objectives have the key
+        if value is None and key.startswith(OPTIONAL):
+            continue  # only some datasets / objectives have the key; null = full batch
         if not ok(value):
             problems.append(f"  {key}={value!r}: expected {expected}")
     if problems:

@@ -2,9 +2,16 @@
 
 Training iterates over mini-batches of *observed* node ids (all observed nodes when the
 batch is large enough); the objective sees the student's outputs, the teacher's stored
-logits/embeddings for the same nodes and which of them are labelled training nodes. The
-student never sees an edge (objectives that declare ``needs_edges`` get them in a later
-release). Selection is on validation accuracy; ``test`` runs once on the best checkpoint.
+logits/embeddings for the same nodes and which of them are labelled training nodes.
+
+Objectives that declare ``needs_edges`` also get every observed edge ``(i, j)`` leaving a
+batch node ``i``, with the student's and the teacher's logits at the neighbour ``j``: the
+student runs once over the batch and its neighbours (each node once, so both ends of an
+edge see the same dropout mask), and the teacher's side is read from its stored outputs.
+A step therefore costs O(B + E_b) for B batch nodes with E_b incident edges; with
+``batch_size=null`` the batch is every observed node and the objective is full-batch.
+The deployed student still never sees an edge. Selection is on validation accuracy;
+``test`` runs once on the best checkpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import torch
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
+from g2m.data.incidence import IncidentEdges
 from g2m.data.splits import NodeSplit
 from g2m.errors import ConfigError
 from g2m.lit.loaders import labelled_chunks, node_loader
@@ -32,7 +40,11 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         teacher_logits: ``[N, C]`` stored teacher logits (NaN rows for held-out nodes).
         teacher_embedding: ``[N, D]`` stored teacher embeddings, or None.
         split: node split; the training pool is ``split.observed``.
-        lr, weight_decay: Adam settings. batch_size: training nodes per step.
+        lr, weight_decay: Adam settings (over the student and any trainable part of the
+            objective, such as a projection head).
+        batch_size: training nodes per step; None for one full batch per epoch.
+        edge_index: ``[2, E]`` observed edges in global ids (both directions), required
+            when the objective ``needs_edges``; never an edge with a held-out end.
         eval_batch_size: nodes per evaluation chunk. seed: shuffling seed.
     """
 
@@ -47,16 +59,16 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         split: NodeSplit,
         lr: float,
         weight_decay: float,
-        batch_size: int,
+        batch_size: int | None,
         eval_batch_size: int = 65536,
         seed: int = 0,
+        edge_index: Tensor | None = None,
     ):
         super().__init__()
-        if objective.needs_edges or objective.needs_codebook:
-            raise ConfigError(
-                f"objective '{objective.name}' needs edges or a codebook, which this student "
-                "stage does not provide yet."
-            )
+        if objective.needs_edges and edge_index is None:
+            raise ConfigError(f"objective '{objective.name}' needs the graph's edges; none given.")
+        if objective.needs_embeddings and teacher_embedding is None:
+            raise ConfigError(f"objective '{objective.name}' needs teacher embeddings; none given.")
         self.model, self.objective = model, objective
         self.lr, self.weight_decay = lr, weight_decay
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
@@ -66,6 +78,7 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         self.nodes = {"x": x, "y": y, "labelled": labelled, "teacher_logits": teacher_logits}
         if objective.needs_embeddings:
             self.nodes["teacher_embedding"] = teacher_embedding
+        self.edges = IncidentEdges(edge_index, split.num_nodes) if objective.needs_edges else None
         num_classes = teacher_logits.size(1)
         self.metrics = torch.nn.ModuleDict(
             {
@@ -77,24 +90,45 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
     def _on_device(self) -> None:
         if self.nodes["x"].device != self.device:
             self.nodes = {k: v.to(self.device) for k, v in self.nodes.items()}
+            if self.edges is not None:
+                self.edges.to(self.device)
+
+    def _student_outputs(self, nodes: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Student logits (and embedding) at ``nodes``, computing each distinct node once."""
+        wants_embedding = self.objective.needs_embeddings
+        unique, inverse = torch.unique(nodes, return_inverse=True)
+        out = self.model(self.nodes["x"][unique], return_embedding=wants_embedding)
+        logits, embedding = out if wants_embedding else (out, None)
+        return logits[inverse], embedding[inverse] if embedding is not None else None
 
     def training_step(self, idx: Tensor, batch_idx: int) -> Tensor:
         self._on_device()
         n = self.nodes
-        wants_embedding = self.objective.needs_embeddings
-        out = self.model(n["x"][idx], return_embedding=wants_embedding)
-        logits, embedding = out if wants_embedding else (out, None)
+        size = idx.numel()
+        edge_fields = {}
+        if self.edges is not None:
+            position, neighbour = self.edges.gather(idx)
+            logits, embedding = self._student_outputs(torch.cat([idx, neighbour]))
+            logits, neighbour_logits = logits[:size], logits[size:]
+            embedding = embedding[:size] if embedding is not None else None
+            edge_fields = {
+                "edge_position": position,
+                "neighbour_student_logits": neighbour_logits,
+                "neighbour_teacher_logits": n["teacher_logits"][neighbour],
+            }
+        else:
+            logits, embedding = self._student_outputs(idx)
         batch = DistillationBatch(
             student_logits=logits,
             teacher_logits=n["teacher_logits"][idx],
             labels=n["y"][idx],
             labelled=n["labelled"][idx],
             student_embedding=embedding,
-            teacher_embedding=n["teacher_embedding"][idx] if wants_embedding else None,
+            teacher_embedding=n["teacher_embedding"][idx] if embedding is not None else None,
+            **edge_fields,
         )
         terms = self.objective(batch)
         loss = self.objective.combine(terms)
-        size = idx.numel()
         for name, value in terms.items():
             self.log(f"student/train/loss_{name}", value, batch_size=size)
         self.log("student/train/loss", loss, prog_bar=True, batch_size=size)
@@ -124,11 +158,13 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         self._evaluate(batch, "test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     def train_dataloader(self):
         generator = self.seeded_generator(self.seed)
-        return node_loader(self.split.observed, self.batch_size, generator=generator)
+        observed = self.split.observed
+        batch_size = self.batch_size if self.batch_size is not None else observed.numel()
+        return node_loader(observed, batch_size, generator=generator)
 
     def val_dataloader(self):
         return labelled_chunks({"val": self.split.val}, self.eval_batch_size)

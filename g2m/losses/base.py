@@ -38,7 +38,11 @@ class DistillationBatch:
         labelled: ``[B]`` bool, the training nodes whose label may be used.
         student_embedding: ``[B, D_s]`` student hidden layer, if ``needs_embeddings``.
         teacher_embedding: ``[B, D_t]`` stored teacher embedding, if ``needs_embeddings``.
-        edge_index: ``[2, E_b]`` edges among/around the batch, if ``needs_edges``.
+        edge_position: ``[E_b]`` for each edge incident to the batch (self-loops excluded),
+            the row of its batch node ``i``; edges come grouped by ``i``. If ``needs_edges``.
+        neighbour_student_logits: ``[E_b, C]`` student logits at each edge's other end ``j``
+            (with gradient; the same forward pass as ``student_logits``), if ``needs_edges``.
+        neighbour_teacher_logits: ``[E_b, C]`` stored teacher logits at ``j``, if ``needs_edges``.
     """
 
     student_logits: Tensor
@@ -47,7 +51,9 @@ class DistillationBatch:
     labelled: Tensor
     student_embedding: Tensor | None = None
     teacher_embedding: Tensor | None = None
-    edge_index: Tensor | None = None
+    edge_position: Tensor | None = None
+    neighbour_student_logits: Tensor | None = None
+    neighbour_teacher_logits: Tensor | None = None
 
 
 class DistillationObjective(nn.Module):
@@ -101,16 +107,24 @@ def label_cross_entropy(batch: DistillationBatch) -> Tensor:
     return F.cross_entropy(logits[batch.labelled], batch.labels[batch.labelled])
 
 
-def softened_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
-    """:math:`T^2\\,\\mathrm{KL}(\\mathrm{softmax}(z_t/T) \\| \\mathrm{softmax}(z_s/T))`, node mean.
+def kl_divergence(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """:math:`\mathrm{KL}(\mathrm{softmax}(z_t/T) \| \mathrm{softmax}(z_s/T))`, mean over rows.
 
     Both sides are passed as log-probabilities (``log_target=True``), the form
     :func:`torch.nn.functional.kl_div` expects; the teacher side carries no gradient.
     """
     log_p_s = F.log_softmax(student_logits.float() / temperature, dim=-1)
     log_p_t = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
-    kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
-    return kl * temperature**2
+    return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
+
+
+def softened_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """:math:`T^2\,\mathrm{KL}(\mathrm{softmax}(z_t/T) \| \mathrm{softmax}(z_s/T))`, node mean.
+
+    The :math:`T^2` factor (Hinton et al., 2015) keeps gradient magnitudes comparable across
+    temperatures; see :func:`kl_divergence`.
+    """
+    return kl_divergence(student_logits, teacher_logits, temperature) * temperature**2
 
 
 def check_temperature(temperature: float, key: str = "loss.temperature") -> float:
@@ -123,6 +137,7 @@ __all__ = [
     "DistillationBatch",
     "DistillationObjective",
     "check_temperature",
+    "kl_divergence",
     "label_cross_entropy",
     "softened_kl",
 ]
