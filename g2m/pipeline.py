@@ -66,6 +66,8 @@ def load_data(cfg: DictConfig) -> tuple[Data, NodeSplit]:
         cfg.setting.held_out_fraction,
         ds.train_per_class,
         ds.val_per_class,
+        ds.get("val_size", 500),
+        ds.get("test_size", 1000),
     )
     return graph, split
 

@@ -40,6 +40,8 @@ CHECKS: list[Check] = [
     ("seed", _int(0), "an integer >= 0"),
     ("dataset.train_per_class", _int(1), "an integer >= 1"),
     ("dataset.val_per_class", _int(1), "an integer >= 1"),
+    ("dataset.val_size", _int(1), "an integer >= 1"),
+    ("dataset.test_size", _int(1), "an integer >= 1"),
     ("setting.held_out_fraction", _number(lambda v: 0 <= v < 1), "a number in [0, 1)"),
     *_model_checks("teacher"),
     *_model_checks("student"),
@@ -54,7 +56,13 @@ CHECKS: list[Check] = [
 ]
 
 
-OPTIONAL = ("dataset.generator", "loss.", "student.batch_size")
+OPTIONAL = (
+    "dataset.generator",
+    "dataset.val_size",
+    "dataset.test_size",
+    "loss.",
+    "student.batch_size",
+)
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from g2m.data import load_graph, make_split, observed_subgraph
-from g2m.data.splits import cpf_split, hold_out, to_local
+from g2m.data.splits import cpf_split, hold_out, random_split, to_local
+from g2m.errors import DataError
 
 
 def _disjoint_and_complete(split, num_nodes):
@@ -124,3 +125,17 @@ def test_geom_gcn_split_follows_the_seed(data_dir, cache_dir):
     assert first.same_as(eleventh)
     assert not torch.equal(first.train, second.train)
     assert not set(first.train.tolist()) & set(first.test.tolist())
+
+
+def test_random_protocol_draws_per_class_train_then_fixed_size_val_and_test():
+    labels = torch.arange(400) % 4
+    train, val, test = random_split(labels, 5, 50, 100, seed=3)
+    assert torch.bincount(labels[train]).tolist() == [5, 5, 5, 5]
+    assert (val.numel(), test.numel()) == (50, 100)
+    parts = torch.cat([train, val, test])
+    assert parts.unique().numel() == parts.numel()  # disjoint
+    again = random_split(labels, 5, 50, 100, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip((train, val, test), again, strict=True))
+    assert not torch.equal(val, random_split(labels, 5, 50, 100, seed=4)[1])
+    with pytest.raises(DataError, match="val_size"):
+        random_split(labels, 5, 300, 100, seed=0)

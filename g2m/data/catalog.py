@@ -5,15 +5,16 @@ name            protocols                   source
 ==============  ==========================  =============================================
 cora, citeseer  ``cpf``, ``public``,        CPF ``.npz`` (LCC) / PyG ``Planetoid``
                 ``geom-gcn``
-a-photo,        ``cpf``                     gnn-benchmark ``.npz`` (LCC), as in GLNN
-a-computer
+a-photo,        ``cpf``, ``random``         gnn-benchmark ``.npz``: LCC for ``cpf`` (GLNN),
+a-computer                                  the whole graph (PyG ``Amazon``) for ``random``
 texas, cornell, ``geom-gcn``                PyG ``WebKB`` (10 fixed 60/20/20 splits)
 wisconsin
 synthetic       ``cpf``                     :mod:`g2m.data.synthetic` (generated)
 ==============  ==========================  =============================================
 
 Graphs loaded for ``public`` and ``geom-gcn`` carry PyG's ``train_mask``/``val_mask``/
-``test_mask`` (``[N]`` or ``[N, 10]``); ``cpf`` graphs are standardised and split later.
+``test_mask`` (``[N]`` or ``[N, 10]``); ``cpf`` graphs are standardised and split later;
+``random`` is FF-G2M's Amazon protocol (20 per class / 500 / 1000, :mod:`g2m.data.splits`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ CPF_FILES = {
     "a-computer": "Computers/raw/amazon_electronics_computers.npz",
 }
 PLANETOID_NAMES = {"cora": "Cora", "citeseer": "CiteSeer"}
+AMAZON_NAMES = {"a-photo": "Photo", "a-computer": "Computers"}
 PLANETOID_RAW = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 WEBKB_NAMES = {"texas": "Texas", "cornell": "Cornell", "wisconsin": "Wisconsin"}
 
@@ -65,6 +67,13 @@ def _load_planetoid(name: str, split: str, cache_dir: Path, local_dir: Path | No
     return fetch_with_fallback(name, files, cache_dir, local_dir, load)[0]
 
 
+def _load_amazon(name: str, cache_dir: Path, local_dir: Path | None) -> Data:
+    from torch_geometric.datasets import Amazon
+
+    load = partial(Amazon, str(cache_dir), AMAZON_NAMES[name])
+    return fetch_with_fallback(name, [CPF_FILES[name]], cache_dir, local_dir, load)[0]
+
+
 def _load_webkb(name: str, cache_dir: Path, local_dir: Path | None) -> Data:
     from torch_geometric.datasets import WebKB
 
@@ -81,6 +90,8 @@ def _registry() -> dict[tuple[str, str], Callable[[Path, Path | None], Data]]:
     for name in PLANETOID_NAMES:
         table[(name, "public")] = partial(_load_planetoid, name, "public")
         table[(name, "geom-gcn")] = partial(_load_planetoid, name, "geom-gcn")
+    for name in AMAZON_NAMES:
+        table[(name, "random")] = partial(_load_amazon, name)
     for name in WEBKB_NAMES:
         table[(name, "geom-gcn")] = partial(_load_webkb, name)
     return table

@@ -4,6 +4,10 @@ CPF protocol (Yang et al., WWW 2021; used by GLNN, NOSMOG, VQGraph): for every c
 ``train_per_class`` training and ``val_per_class`` validation nodes at random; every other
 node is a test node. The draw depends on the seed only, so each seed has its own split.
 
+Random protocol (Shchur et al., 2018; FF-G2M's Amazon protocol): ``train_per_class``
+training nodes per class, then ``val_size`` validation and ``test_size`` test nodes drawn
+uniformly from the rest; nodes in no part stay in the graph, unlabelled. Redrawn per seed.
+
 Inductive setting (GLNN, Zhang et al., ICLR 2022, Sec. 5): a fraction (20%) of the test
 nodes is held out *together with every edge touching them*. Teacher and student train on
 the observed subgraph; the held-out nodes are only seen at test time (the teacher may use
@@ -68,13 +72,13 @@ class NodeSplit:
 
 
 def cpf_split(
-    labels: Tensor, train_per_class: int, val_per_class: int, seed: int
+    labels: Tensor, train_per_class: int, val_per_class: int, seed: int, min_val: int = 1
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-class random train/val draws; the rest is test. Returns sorted id tensors."""
-    if train_per_class < 1 or val_per_class < 1:
+    if train_per_class < 1 or val_per_class < min_val:
         raise ConfigError(
-            f"train_per_class and val_per_class must be >= 1, got {train_per_class}, "
-            f"{val_per_class}."
+            f"train_per_class must be >= 1 and val_per_class >= {min_val}, got "
+            f"{train_per_class}, {val_per_class}."
         )
     gen = torch.Generator().manual_seed(seed)
     labels = labels.cpu()
@@ -96,6 +100,25 @@ def cpf_split(
     is_test[train_idx] = False
     is_test[val_idx] = False
     return train_idx, val_idx, is_test.nonzero().view(-1)
+
+
+def random_split(
+    labels: Tensor, train_per_class: int, val_size: int, test_size: int, seed: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-class training draws, then uniform validation and test draws from the rest."""
+    if val_size < 1 or test_size < 1:
+        raise ConfigError(f"val_size and test_size must be >= 1, got {val_size}, {test_size}.")
+    train, _, rest = cpf_split(labels, train_per_class, 0, seed, min_val=0)
+    if rest.numel() < val_size + test_size:
+        raise DataError(
+            f"Cannot draw the split: {rest.numel()} nodes remain after the training draw but "
+            f"val_size + test_size = {val_size + test_size}. Lower dataset.val_size/test_size."
+        )
+    gen = torch.Generator().manual_seed(seed + 1)
+    rest = rest[torch.randperm(rest.numel(), generator=gen)]
+    val = rest[:val_size].sort().values
+    test = rest[val_size : val_size + test_size].sort().values
+    return train, val, test
 
 
 def mask_split(data: Data, seed: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -126,14 +149,20 @@ def make_split(
     held_out_fraction: float = 0.0,
     train_per_class: int = 20,
     val_per_class: int = 30,
+    val_size: int = 500,
+    test_size: int = 1000,
 ) -> NodeSplit:
-    """The split of ``data`` under ``protocol`` (``cpf``, ``public`` or ``geom-gcn``)."""
+    """The split of ``data`` under ``protocol`` (``cpf``, ``random``, ``public``, ``geom-gcn``)."""
     if protocol == "cpf":
         train, val, test = cpf_split(data.y, train_per_class, val_per_class, seed)
+    elif protocol == "random":
+        train, val, test = random_split(data.y, train_per_class, val_size, test_size, seed)
     elif protocol in ("public", "geom-gcn"):
         train, val, test = mask_split(data, seed)
     else:
-        raise ConfigError(f"Unknown split protocol '{protocol}'; use cpf, public or geom-gcn.")
+        raise ConfigError(
+            f"Unknown split protocol '{protocol}'; use cpf, random, public or geom-gcn."
+        )
     test, test_ind = hold_out(test, held_out_fraction, seed)
     return NodeSplit(train, val, test, test_ind, data.num_nodes)
 

@@ -107,7 +107,9 @@ def label_cross_entropy(batch: DistillationBatch) -> Tensor:
     return F.cross_entropy(logits[batch.labelled], batch.labels[batch.labelled])
 
 
-def kl_divergence(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+def kl_divergence(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0
+) -> Tensor:
     """:math:`\mathrm{KL}(\mathrm{softmax}(z_t/T) \| \mathrm{softmax}(z_s/T))`, mean over rows.
 
     Both sides are passed as log-probabilities (``log_target=True``), the form

@@ -45,7 +45,12 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from g2m.losses.base import DistillationBatch, DistillationObjective, check_temperature, kl_divergence
+from g2m.losses.base import (
+    DistillationBatch,
+    DistillationObjective,
+    check_temperature,
+    kl_divergence,
+)
 
 
 def low_frequency_term(batch: DistillationBatch) -> Tensor:
