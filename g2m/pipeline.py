@@ -277,6 +277,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         },
         "g2m_version": __version__,
     }
+    if cfg.get("tag"):
+        metrics["tag"] = str(cfg.tag)
     provenance = {k: metrics[k] for k in ("dataset", "setting", "seed")} | {
         "teacher": cfg.teacher.name,
         "loss": cfg.loss.name,

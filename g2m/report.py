@@ -19,7 +19,8 @@ from pathlib import Path
 from g2m.cli import run_tool
 from g2m.errors import DataError
 
-GROUP_FIELDS = ("dataset", "split", "setting", "teacher", "student", "loss", "seed")
+GROUP_FIELDS = ("dataset", "split", "setting", "teacher", "student", "loss", "tag", "seed")
+DEFAULT_BY = ["dataset", "teacher", "loss", "setting"]
 COLUMNS = [
     ("teacher val", "teacher", "val_acc"),
     ("teacher test", "teacher", "test_acc"),
@@ -61,6 +62,7 @@ def group_key(run: dict, by: list[str]) -> tuple:
         "teacher": run["teacher"]["name"],
         "student": run["student"]["name"],
         "loss": run["student"].get("loss"),
+        "tag": run.get("tag"),
         "seed": run["seed"],
     }
     return tuple(fields[b] for b in by)
@@ -105,6 +107,8 @@ def to_markdown(rows: list[dict], by: list[str]) -> str:
         value = row[col]
         if isinstance(value, tuple):
             return f"{value[0]:.2f} ± {value[1]:.2f}"
+        if col == "tag" and value is None:
+            return ""
         return "-" if value is None else str(value)
 
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -138,10 +142,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="run or sweep directories")
     parser.add_argument("--out", type=Path, default=Path("report"))
     parser.add_argument(
-        "--by", nargs="+", default=["dataset", "teacher", "loss", "setting"], choices=GROUP_FIELDS
+        "--by",
+        nargs="+",
+        choices=GROUP_FIELDS,
+        help=f"group fields (default: {' '.join(DEFAULT_BY)}, plus tag when a run has one)",
     )
     args = parser.parse_args(argv)
-    rows = summarise(load_runs(args.runs), args.by)
+    runs = load_runs(args.runs)
+    if args.by is None:
+        args.by = DEFAULT_BY[:3] + ["tag"] * any(r.get("tag") for r in runs) + DEFAULT_BY[3:]
+    rows = summarise(runs, args.by)
     args.out.mkdir(parents=True, exist_ok=True)
     table = to_markdown(rows, args.by)
     best = "\n".join(f"- {', '.join(str(r[b]) for b in args.by)}: `{r['best run']}`" for r in rows)

@@ -11,7 +11,7 @@ from g2m import report
 from g2m.errors import DataError
 
 
-def write_run(root, name, dataset, loss, seed, teacher_acc, student_acc, wall):
+def write_run(root, name, dataset, loss, seed, teacher_acc, student_acc, wall, tag=None):
     run = root / name
     run.mkdir(parents=True)
     metrics = {
@@ -22,6 +22,8 @@ def write_run(root, name, dataset, loss, seed, teacher_acc, student_acc, wall):
         "teacher": {"name": "sage", "val_acc": 0.8, "test_acc": teacher_acc},
         "student": {"name": "mlp", "loss": loss, "val_acc": 0.7, "test_acc": student_acc},
     }
+    if tag:
+        metrics["tag"] = tag
     (run / "metrics.json").write_text(json.dumps(metrics))
     timings = {"wall_seconds": wall, "teacher_inference_ms": 8.0, "student_inference_ms": 2.0}
     (run / "timings.json").write_text(json.dumps(timings))
@@ -69,3 +71,13 @@ def test_cli_writes_markdown_csv_and_plots(runs, tmp_path):
 def test_no_runs_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no metrics.json"):
         report.load_runs([tmp_path])
+
+
+def test_tagged_runs_get_their_own_group_by_default(runs, tmp_path):
+    write_run(runs, "d", "cora", "glnn", 0, 0.80, 0.60, 10.0, tag="ablation")
+    out = tmp_path / "out"
+    report.main([str(runs), "--out", str(out)])
+    table = (out / "report.md").read_text()
+    assert table.startswith("| dataset | teacher | loss | tag | setting | n |")
+    assert "| cora | sage | glnn |  | transductive | 2 |" in table
+    assert "| cora | sage | glnn | ablation | transductive | 1 |" in table
