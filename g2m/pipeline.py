@@ -6,6 +6,7 @@ takes plain keyword arguments. Artifacts land in the run directory:
 ==================  ===========================================================
 ``config.yaml``     the resolved config
 ``teacher.pt``      teacher logits/embeddings + split (:class:`TeacherArtifact`)
+``codebook.pt``     codes + tokenizer embeddings, for ``loss=vq`` (:class:`CodebookArtifact`)
 ``student.pt``      deployable student (:mod:`g2m.export`)
 ``checkpoints/``    best-validation Lightning checkpoints of both stages
 ``logs/``           CSV metrics log (or W&B/TensorBoard files, per ``logger``)
@@ -23,18 +24,20 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch_geometric.data import Data
 
 from g2m import __version__
-from g2m.artifacts import TeacherArtifact
+from g2m.artifacts import CodebookArtifact, TeacherArtifact
 from g2m.bench import median_milliseconds
 from g2m.data import default_cache_dir, load_graph, make_split
 from g2m.data.splits import NodeSplit, observed_subgraph
+from g2m.errors import ConfigError
 from g2m.export import save_student
 from g2m.io import atomic_json, atomic_write
 from g2m.lit import StudentSystem, TeacherSystem
+from g2m.lit.codebook import CodebookSystem, encode_observed
 from g2m.lit.fit import StageResult, fit_and_test
 from g2m.models import GNNTeacher, MLPStudent, predict_full_graph
 from g2m.summary import format_summary
@@ -110,6 +113,79 @@ def train_teacher(
     )
 
 
+def needs_codebook(cfg: DictConfig) -> bool:
+    """Whether the configured objective declares that it needs the codebook stage."""
+    return bool(getattr(get_class(cfg.loss._target_), "needs_codebook", False))
+
+
+def train_codebook(
+    cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path, logger: Any
+) -> CodebookArtifact:
+    """VQGraph's codebook stage: train the tokenizer, keep its codes and embeddings."""
+    from g2m.models.codebook import GraphTokenizer
+
+    c = cfg.codebook
+    num_classes = int(graph.y.max()) + 1
+    encoder = build(cfg.teacher.model, in_channels=graph.num_features, out_channels=c.dim)
+    model = GraphTokenizer(
+        encoder,
+        graph.num_features,
+        num_classes,
+        codebook_size=c.size,
+        similarity=c.similarity,
+        decay=c.decay,
+        commitment_weight=c.commitment_weight,
+        kmeans_init=c.kmeans_init,
+        dead_code_threshold=c.dead_code_threshold,
+        self_loops=cfg.teacher.self_loops,
+    )
+    system = CodebookSystem(
+        model,
+        graph,
+        split,
+        lr=c.optim.lr,
+        weight_decay=c.optim.weight_decay,
+        weights=dict(c.weights),
+        edges_per_step=c.edges_per_step,
+        negatives_per_edge=c.negatives_per_edge,
+        seed=cfg.seed,
+    )
+    result = fit_and_test(
+        system,
+        "codebook",
+        run_dir,
+        c.max_epochs,
+        c.patience,
+        logger,
+        dict(cfg.trainer),
+        on_tie=cfg.selection.on_tie,
+    )
+    embedding, codes = encode_observed(system)
+    full_embedding = torch.full((split.num_nodes, embedding.size(1)), float("nan"))
+    full_codes = torch.full((split.num_nodes,), -1, dtype=torch.long)
+    observed = split.observed
+    full_embedding[observed], full_codes[observed] = embedding.cpu(), codes.cpu()
+    metrics = {
+        "val_acc": result.val_acc,
+        "test_acc": result.test["acc"],
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs_run,
+        "size": int(c.size),
+        "codes_used": int(codes.unique().numel()),
+    }
+    return CodebookArtifact(
+        model.codebook.cpu(),
+        full_embedding,
+        full_codes,
+        c.similarity,
+        split,
+        cfg.dataset.name,
+        graph.num_features,
+        metrics=metrics,
+        timings={"seconds": round(result.seconds, 2)},
+    )
+
+
 def train_student(
     cfg: DictConfig,
     graph: Data,
@@ -117,17 +193,24 @@ def train_student(
     teacher: TeacherArtifact,
     run_dir: Path,
     logger: Any,
+    codebook: CodebookArtifact | None = None,
 ) -> tuple[MLPStudent, StageResult]:
     s = cfg.student
     model = build(s.model, in_channels=graph.num_features, out_channels=teacher.logits.size(1))
     objective = build_objective(cfg.loss)
+    teacher_embedding = teacher.embedding
+    if objective.needs_codebook:
+        if codebook is None:
+            raise ConfigError(f"objective '{objective.name}' needs a codebook; none was made.")
+        objective.attach_codebook(codebook.codebook, model.embedding_channels)
+        teacher_embedding = codebook.embedding  # the tokenizer's, matched through the codes
     system = StudentSystem(
         model,
         objective,
         graph.x,
         graph.y,
         teacher.logits,
-        teacher.embedding,
+        teacher_embedding,
         split,
         lr=s.optim.lr,
         weight_decay=s.optim.weight_decay,
@@ -182,6 +265,29 @@ def load_stored_teacher(
     artifact = TeacherArtifact.load(path)
     artifact.check_compatible(cfg.dataset.name, graph.num_features, split)
     log.info("Reusing teacher artifact %s", path)
+    return artifact
+
+
+def load_stored_codebook(
+    cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path
+) -> CodebookArtifact | None:
+    """The codebook to reuse: ``codebook.artifact`` if given, else this run's own one."""
+    configured = cfg.codebook.artifact
+    path = Path(configured) if configured else run_dir / "codebook.pt"
+    if not configured and not path.is_file():
+        return None
+    artifact = CodebookArtifact.load(path)
+    artifact.check_compatible(cfg.dataset.name, graph.num_features, split)
+    log.info("Reusing codebook artifact %s", path)
+    return artifact
+
+
+def train_and_store_codebook(
+    cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path, logger: Any
+) -> CodebookArtifact:
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    artifact = train_codebook(cfg, graph, split, run_dir, logger)
+    artifact.save(run_dir / "codebook.pt")
     return artifact
 
 
@@ -254,6 +360,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         return metrics
     graph, split = load_data(cfg)
     stored = load_stored_teacher(cfg, graph, split, run_dir)
+    with_codebook = needs_codebook(cfg)
+    stored_codebook = load_stored_codebook(cfg, graph, split, run_dir) if with_codebook else None
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(
         run_dir / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -262,8 +370,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     teacher = stored or train_and_store_teacher(cfg, graph, split, run_dir, logger)
+    codebook = None
+    if with_codebook:
+        codebook = stored_codebook or train_and_store_codebook(cfg, graph, split, run_dir, logger)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    student, result = train_student(cfg, graph, split, teacher, run_dir, logger)
+    student, result = train_student(cfg, graph, split, teacher, run_dir, logger, codebook)
     metrics = {
         "dataset": cfg.dataset.name,
         "split": cfg.dataset.split,
@@ -277,6 +388,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         },
         "g2m_version": __version__,
     }
+    if codebook is not None:
+        metrics["codebook"] = codebook.metrics
     if cfg.get("tag"):
         metrics["tag"] = str(cfg.tag)
     provenance = {k: metrics[k] for k in ("dataset", "setting", "seed")} | {
@@ -291,6 +404,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     log_student_artifact(logger, run_dir / "student.pt", provenance)
     timings = {
         "teacher_seconds": teacher.timings.get("seconds"),
+        **({"codebook_seconds": codebook.timings.get("seconds")} if codebook else {}),
         # full-graph teacher vs feature-only student over every node, CPU, median of 5
         "teacher_inference_ms": teacher.timings.get("inference_ms"),
         "student_inference_ms": round(median_milliseconds(lambda: student(graph.x)), 3),

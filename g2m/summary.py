@@ -21,12 +21,19 @@ def format_summary(
         f"g2m | {metrics['dataset']} ({metrics['split']}) | {metrics['setting']} | "
         f"seed {metrics['seed']}"
     )
-    header = f"{'stage':<22}" + "".join(f"{c:>11}" for c in cols) + f"{'epoch':>8}"
+    header = f"{'stage':<30}" + "".join(f"{c:>11}" for c in cols) + f"{'epoch':>8}"
     lines = [title, header, "-" * len(header)]
-    for stage in ("teacher", "student"):
+    for stage in ("teacher", "codebook", "student"):
+        if stage not in metrics:
+            continue
         block = metrics[stage]
-        label = f"{stage} ({block['name']}" + (f", {block['loss']})" if "loss" in block else ")")
-        row = f"{label:<22}" + "".join(f"{_pct(block.get(k)):>11}" for k in keys)
+        if stage == "codebook":
+            label = f"codebook (K={block['size']}, {block['codes_used']} used)"
+        else:
+            label = f"{stage} ({block['name']}" + (
+                f", {block['loss']})" if "loss" in block else ")"
+            )
+        row = f"{label:<30}" + "".join(f"{_pct(block.get(k)):>11}" for k in keys)
         lines.append(row + f"{block.get('best_epoch', '-'):>8}")
     wall = f"wall time {wall_seconds:.1f} s | " if wall_seconds is not None else ""
     lines.append(f"{wall}outputs in {run_dir}")
