@@ -176,8 +176,12 @@ class CodebookSystem(ResumableRNG, pl.LightningModule):
 
 @torch.no_grad()
 def encode_observed(system: CodebookSystem) -> tuple[Tensor, Tensor]:
-    """Eval-mode ``(embedding [N_obs, D], codes [N_obs])`` of the observed graph."""
+    """Eval-mode ``(embedding [N_obs, D], codes [N_obs])`` of the observed graph, on CPU.
+
+    After fitting, Lightning may have moved the model back to the CPU while the graph still
+    sits on the accelerator: both are brought to the CPU here.
+    """
     system.eval()
-    g = system.observed
-    out = system.model(g.x, g.adj_t)
+    g = system.observed.cpu()
+    out = system.model.cpu()(g.x, g.adj_t)
     return out.embedding.float(), out.codes
