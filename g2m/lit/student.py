@@ -93,12 +93,22 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             if self.edges is not None:
                 self.edges.to(self.device)
 
-    def _student_outputs(self, nodes: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Student logits (and embedding) at ``nodes``, computing each distinct node once."""
+    def _student_outputs(
+        self, nodes: Tensor, deduplicate: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """Student logits (and embedding) at ``nodes``.
+
+        With ``deduplicate`` (batch + neighbours, where ids repeat) each distinct node is
+        computed once; a batch of distinct ids is passed through as is.
+        """
         wants_embedding = self.objective.needs_embeddings
-        unique, inverse = torch.unique(nodes, return_inverse=True)
-        out = self.model(self.nodes["x"][unique], return_embedding=wants_embedding)
+        inverse = None
+        if deduplicate:
+            nodes, inverse = torch.unique(nodes, return_inverse=True)
+        out = self.model(self.nodes["x"][nodes], return_embedding=wants_embedding)
         logits, embedding = out if wants_embedding else (out, None)
+        if inverse is None:
+            return logits, embedding
         return logits[inverse], embedding[inverse] if embedding is not None else None
 
     def training_step(self, idx: Tensor, batch_idx: int) -> Tensor:
@@ -108,7 +118,8 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         edge_fields = {}
         if self.edges is not None:
             position, neighbour = self.edges.gather(idx)
-            logits, embedding = self._student_outputs(torch.cat([idx, neighbour]))
+            nodes = torch.cat([idx, neighbour])
+            logits, embedding = self._student_outputs(nodes, deduplicate=True)
             logits, neighbour_logits = logits[:size], logits[size:]
             embedding = embedding[:size] if embedding is not None else None
             edge_fields = {
