@@ -23,6 +23,40 @@ from g2m.io import atomic_torch_save, read_torch_dict
 TEACHER_ARTIFACT_VERSION = 1
 
 
+def read_artifact_state(path: Path, kind: str, version: int, tagged: bool = False) -> dict:
+    """The saved state of a ``kind`` artifact, its split rebuilt; refuses anything else.
+
+    ``tagged`` artifacts also store ``kind`` (the teacher artifact predates that key).
+    """
+    state = read_torch_dict(path, f"g2m {kind} artifact")
+    if state.get("version") != version or (tagged and state.get("kind") != kind):
+        raise ArtifactError(f"{path} is not a g2m {kind} artifact (version {version} expected).")
+    state.pop("version")
+    state.pop("kind", None)
+    state["split"] = NodeSplit.from_dict(state["split"])
+    return state
+
+
+def refuse_mismatch(
+    kind: str, artifact: Any, num_rows: int, dataset: str, num_features: int, split: NodeSplit
+) -> None:
+    """Raise :class:`ArtifactError` if ``artifact`` (``dataset``, ``num_features``, ``split``
+    attributes, ``num_rows`` node rows) was made for another dataset, feature size or split."""
+    problems = []
+    if artifact.dataset != dataset:
+        problems.append(f"dataset '{artifact.dataset}' (this run: '{dataset}')")
+    if artifact.num_features != num_features:
+        problems.append(f"{artifact.num_features} features (this run: {num_features})")
+    if num_rows != split.num_nodes:
+        problems.append(f"{num_rows} nodes (this run: {split.num_nodes})")
+    elif not artifact.split.same_as(split):
+        problems.append("a different split (seed, setting or split protocol differ)")
+    if problems:
+        raise ArtifactError(
+            f"The {kind} artifact does not match this run: it has " + "; ".join(problems) + "."
+        )
+
+
 @dataclass
 class TeacherArtifact:
     """Stored teacher targets (see module docstring)."""
@@ -48,31 +82,11 @@ class TeacherArtifact:
 
     @classmethod
     def load(cls, path: Path) -> TeacherArtifact:
-        state = read_torch_dict(path, "g2m teacher artifact")
-        if state.get("version") != TEACHER_ARTIFACT_VERSION:
-            raise ArtifactError(
-                f"{path} is not a g2m teacher artifact (version "
-                f"{TEACHER_ARTIFACT_VERSION} expected)."
-            )
-        state.pop("version")
-        state["split"] = NodeSplit.from_dict(state["split"])
-        return cls(**state)
+        return cls(**read_artifact_state(path, "teacher", TEACHER_ARTIFACT_VERSION))
 
     def check_compatible(self, dataset: str, num_features: int, split: NodeSplit) -> None:
         """Refuse targets from another dataset, feature dimension or split (seed/setting)."""
-        problems = []
-        if self.dataset != dataset:
-            problems.append(f"dataset '{self.dataset}' (this run: '{dataset}')")
-        if self.num_features != num_features:
-            problems.append(f"{self.num_features} features (this run: {num_features})")
-        if self.logits.size(0) != split.num_nodes:
-            problems.append(f"{self.logits.size(0)} nodes (this run: {split.num_nodes})")
-        elif not self.split.same_as(split):
-            problems.append("a different split (seed, setting or split protocol differ)")
-        if problems:
-            raise ArtifactError(
-                "The teacher artifact does not match this run: it has " + "; ".join(problems) + "."
-            )
+        refuse_mismatch("teacher", self, self.logits.size(0), dataset, num_features, split)
 
 
 CODEBOOK_ARTIFACT_VERSION = 1
@@ -122,26 +136,9 @@ class CodebookArtifact:
 
     @classmethod
     def load(cls, path: Path) -> CodebookArtifact:
-        state = read_torch_dict(path, "g2m codebook artifact")
-        if state.get("kind") != "codebook" or state.get("version") != CODEBOOK_ARTIFACT_VERSION:
-            raise ArtifactError(
-                f"{path} is not a g2m codebook artifact (version "
-                f"{CODEBOOK_ARTIFACT_VERSION} expected)."
-            )
-        state.pop("version"), state.pop("kind")
-        state["split"] = NodeSplit.from_dict(state["split"])
+        state = read_artifact_state(path, "codebook", CODEBOOK_ARTIFACT_VERSION, tagged=True)
         return cls(**state)
 
     def check_compatible(self, dataset: str, num_features: int, split: NodeSplit) -> None:
         """Refuse a codebook made for another dataset, feature dimension or split."""
-        problems = []
-        if self.dataset != dataset:
-            problems.append(f"dataset '{self.dataset}' (this run: '{dataset}')")
-        if self.num_features != num_features:
-            problems.append(f"{self.num_features} features (this run: {num_features})")
-        if self.embedding.size(0) != split.num_nodes or not self.split.same_as(split):
-            problems.append("a different split (seed, setting or split protocol differ)")
-        if problems:
-            raise ArtifactError(
-                "The codebook artifact does not match this run: it has " + "; ".join(problems) + "."
-            )
+        refuse_mismatch("codebook", self, self.embedding.size(0), dataset, num_features, split)
