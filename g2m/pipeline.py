@@ -252,51 +252,40 @@ def stage_metrics(result: StageResult, split: NodeSplit) -> dict[str, Any]:
     return block
 
 
-def load_stored_teacher(
-    cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path
-) -> TeacherArtifact | None:
-    """The teacher to reuse: ``teacher.artifact`` if given, else this run's own finished one.
+STAGE_ARTIFACTS = {"teacher": TeacherArtifact, "codebook": CodebookArtifact}
+
+
+def load_stored(
+    stage: str, cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path
+) -> Any | None:
+    """The ``stage`` artifact to reuse: ``<stage>.artifact`` if given, else this run's own
+    ``<stage>.pt`` if it finished; None if there is neither.
 
     Either is checked against the run (dataset, features, split) before it is used.
     """
-    path = Path(cfg.teacher.artifact) if cfg.teacher.artifact else run_dir / "teacher.pt"
-    if not cfg.teacher.artifact and not path.is_file():
-        return None
-    artifact = TeacherArtifact.load(path)
-    artifact.check_compatible(cfg.dataset.name, graph.num_features, split)
-    log.info("Reusing teacher artifact %s", path)
-    return artifact
-
-
-def load_stored_codebook(
-    cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path
-) -> CodebookArtifact | None:
-    """The codebook to reuse: ``codebook.artifact`` if given, else this run's own one."""
-    configured = cfg.codebook.artifact
-    path = Path(configured) if configured else run_dir / "codebook.pt"
+    configured = cfg[stage].artifact
+    path = Path(configured) if configured else run_dir / f"{stage}.pt"
     if not configured and not path.is_file():
         return None
-    artifact = CodebookArtifact.load(path)
+    artifact = STAGE_ARTIFACTS[stage].load(path)
     artifact.check_compatible(cfg.dataset.name, graph.num_features, split)
-    log.info("Reusing codebook artifact %s", path)
+    log.info("Reusing %s artifact %s", stage, path)
     return artifact
 
 
-def train_and_store_codebook(
-    cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path, logger: Any
-) -> CodebookArtifact:
+def train_and_store(
+    stage: str,
+    train: Any,
+    cfg: DictConfig,
+    graph: Data,
+    split: NodeSplit,
+    run_dir: Path,
+    logger: Any,
+) -> Any:
+    """Seed, run ``train`` (a stage function) and save its artifact as ``<stage>.pt``."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    artifact = train_codebook(cfg, graph, split, run_dir, logger)
-    artifact.save(run_dir / "codebook.pt")
-    return artifact
-
-
-def train_and_store_teacher(
-    cfg: DictConfig, graph: Data, split: NodeSplit, run_dir: Path, logger: Any
-) -> TeacherArtifact:
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    artifact = train_teacher(cfg, graph, split, run_dir, logger)
-    artifact.save(run_dir / "teacher.pt")
+    artifact = train(cfg, graph, split, run_dir, logger)
+    artifact.save(run_dir / f"{stage}.pt")
     return artifact
 
 
@@ -359,9 +348,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         print(format_summary(metrics, run_dir) + "\n(already complete: nothing was rerun)")
         return metrics
     graph, split = load_data(cfg)
-    stored = load_stored_teacher(cfg, graph, split, run_dir)
+    stored = load_stored("teacher", cfg, graph, split, run_dir)
     with_codebook = needs_codebook(cfg)
-    stored_codebook = load_stored_codebook(cfg, graph, split, run_dir) if with_codebook else None
+    stored_codebook = load_stored("codebook", cfg, graph, split, run_dir) if with_codebook else None
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(
         run_dir / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -369,10 +358,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     logger = build(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
     if logger:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    teacher = stored or train_and_store_teacher(cfg, graph, split, run_dir, logger)
+    teacher = stored or train_and_store(
+        "teacher", train_teacher, cfg, graph, split, run_dir, logger
+    )
     codebook = None
     if with_codebook:
-        codebook = stored_codebook or train_and_store_codebook(cfg, graph, split, run_dir, logger)
+        codebook = stored_codebook or train_and_store(
+            "codebook", train_codebook, cfg, graph, split, run_dir, logger
+        )
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     student, result = train_student(cfg, graph, split, teacher, run_dir, logger, codebook)
     metrics = {
