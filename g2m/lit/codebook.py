@@ -38,7 +38,7 @@ from torchmetrics.functional import accuracy
 
 from g2m.data.splits import NodeSplit, observed_subgraph, to_local
 from g2m.errors import ConfigError
-from g2m.lit.loaders import full_batch_loader
+from g2m.lit.loaders import FullGraphStage
 from g2m.lit.safety import ResumableRNG
 from g2m.lit.teacher import with_adjacency
 from g2m.models.codebook import GraphTokenizer
@@ -46,7 +46,7 @@ from g2m.models.codebook import GraphTokenizer
 LOSS_TERMS = ("ce", "feature", "structure")
 
 
-class CodebookSystem(ResumableRNG, pl.LightningModule):
+class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
     """Full-graph training of a :class:`GraphTokenizer` on the observed graph.
 
     Args:
@@ -160,18 +160,6 @@ class CodebookSystem(ResumableRNG, pl.LightningModule):
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         self._on_device()
         self.log("codebook/test/acc", self._class_accuracy("test"), batch_size=1)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-
-    def train_dataloader(self):
-        return full_batch_loader()
-
-    def val_dataloader(self):
-        return full_batch_loader()
-
-    def test_dataloader(self):
-        return full_batch_loader()
 
 
 @torch.no_grad()

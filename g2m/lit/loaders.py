@@ -19,6 +19,26 @@ def full_batch_loader() -> DataLoader:
     return DataLoader([torch.zeros(1)], batch_size=None)
 
 
+class FullGraphStage:
+    """Mixin for full-graph LightningModules: one step per epoch in every phase, Adam over
+    all parameters with the module's ``lr`` and ``weight_decay``."""
+
+    lr: float
+    weight_decay: float
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def train_dataloader(self) -> DataLoader:
+        return full_batch_loader()
+
+    def val_dataloader(self) -> DataLoader:
+        return full_batch_loader()
+
+    def test_dataloader(self) -> DataLoader:
+        return full_batch_loader()
+
+
 def node_loader(
     nodes: Tensor, batch_size: int, generator: torch.Generator | None = None
 ) -> DataLoader:

@@ -9,14 +9,13 @@ observed graph and, in the inductive setting, the held-out accuracy with the ful
 from __future__ import annotations
 
 import lightning.pytorch as pl
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 from torchmetrics.functional import accuracy
 
 from g2m.data.splits import NodeSplit, observed_subgraph, to_local
-from g2m.lit.loaders import full_batch_loader
+from g2m.lit.loaders import FullGraphStage
 from g2m.lit.safety import ResumableRNG
 from g2m.models.teacher import GNNTeacher
 
@@ -27,7 +26,7 @@ def with_adjacency(graph: Data, model: GNNTeacher) -> Data:
     return Data(x=graph.x, y=graph.y, adj_t=adj_t, num_nodes=graph.num_nodes)
 
 
-class TeacherSystem(ResumableRNG, pl.LightningModule):
+class TeacherSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
     """Full-batch supervised training of a :class:`GNNTeacher`.
 
     Args:
@@ -93,15 +92,3 @@ class TeacherSystem(ResumableRNG, pl.LightningModule):
                 self._acc(full_logits[ind], self.full.y[ind]),
                 batch_size=ind.numel(),
             )
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-
-    def train_dataloader(self):
-        return full_batch_loader()
-
-    def val_dataloader(self):
-        return full_batch_loader()
-
-    def test_dataloader(self):
-        return full_batch_loader()
