@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from g2m.errors import ConfigError
 from g2m.lit.progress import StageProgressBar
 from g2m.lit.safety import AtomicCheckpointIO, StopOnNonFiniteLoss
 from g2m.lit.selection import selection_callbacks
+from g2m.lit.throughput import TrainThroughput
 
 log = logging.getLogger("g2m")
 
@@ -43,6 +44,7 @@ class StageResult:
     checkpoint: Path
     epochs_run: int
     seconds: float
+    throughput: dict[str, float] = field(default_factory=dict)
 
 
 def fit_and_test(
@@ -66,7 +68,8 @@ def fit_and_test(
         f"{stage}/val/acc", patience, str(checkpoint_dir), on_tie
     )
     trainer_kwargs = dict(trainer_kwargs)
-    callbacks = [checkpoint, stopping, StopOnNonFiniteLoss(stage, str(checkpoint_dir))]
+    throughput = TrainThroughput()
+    callbacks = [checkpoint, stopping, StopOnNonFiniteLoss(stage, str(checkpoint_dir)), throughput]
     if trainer_kwargs.pop("enable_progress_bar", True):
         callbacks.append(StageProgressBar(stage))
     trainer = pl.Trainer(
@@ -79,6 +82,9 @@ def fit_and_test(
         enable_progress_bar=False,
         default_root_dir=str(run_dir),
         plugins=[AtomicCheckpointIO()],
+        # loaders shard themselves under DDP (g2m.lit.loaders.NodeBatches); evaluation is
+        # replicated on every rank, so no sampler may be injected
+        use_distributed_sampler=False,
         **trainer_kwargs,
     )
     start = time.perf_counter()
@@ -97,4 +103,5 @@ def fit_and_test(
         raise RuntimeError(f"{stage} stage: best validation accuracy is not finite ({val}).")
     prefix = f"{stage}/test/"
     test = {k[len(prefix) :]: float(v) for k, v in tested.items() if k.startswith(prefix)}
-    return StageResult(val, best_epoch, test, best, trainer.current_epoch, seconds)
+    rates = throughput.summary(getattr(system, "nodes_per_epoch", None))
+    return StageResult(val, best_epoch, test, best, trainer.current_epoch, seconds, rates)

@@ -1,7 +1,8 @@
 """Guards for long unattended runs: divergence detection, atomic and resumable checkpoints.
 
-- :class:`StopOnNonFiniteLoss` stops a stage with :class:`TrainingDivergedError` the moment a
-  training loss is NaN or infinite; the best checkpoint written so far stays on disk.
+- :class:`StopOnNonFiniteLoss` stops a stage with :class:`TrainingDivergedError` once a
+  training loss is NaN or infinite (checked every 64 steps and before each validation, so
+  no bad weights are validated or saved); the best checkpoint written so far stays on disk.
 - :class:`AtomicCheckpointIO` writes every Lightning checkpoint to a temporary file and
   renames it, so a kill never leaves a truncated ``best.ckpt`` or ``last.ckpt``.
 - :class:`ResumableRNG` (a mixin for the systems) stores the global torch RNG and the
@@ -23,10 +24,18 @@ from g2m.io import atomic_write
 
 
 class StopOnNonFiniteLoss(Callback):
-    """Raise :class:`TrainingDivergedError` on the first non-finite training loss."""
+    """Raise :class:`TrainingDivergedError` once a training loss has been NaN or infinite.
 
-    def __init__(self, stage: str, checkpoint_dir: str):
-        self.stage, self.checkpoint_dir = stage, checkpoint_dir
+    Losses are checked on the device (a flag OR-ed in every step) and the flag is read on
+    the host every ``check_every`` steps and before each validation, so a healthy run pays
+    no per-step GPU synchronisation and a diverged one stops before its weights are
+    validated or checkpointed. Under DDP the decision is taken jointly (any rank), so every
+    rank stops at the same step.
+    """
+
+    def __init__(self, stage: str, checkpoint_dir: str, check_every: int = 64):
+        self.stage, self.checkpoint_dir, self.check_every = stage, checkpoint_dir, check_every
+        self.bad: torch.Tensor | None = None
 
     def on_train_batch_end(
         self,
@@ -37,13 +46,30 @@ class StopOnNonFiniteLoss(Callback):
         batch_idx: int,
     ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not bool(torch.isfinite(loss.detach()).all()):
-            raise TrainingDivergedError(
-                f"The {self.stage} training loss became {float(loss)} at epoch "
-                f"{trainer.current_epoch}, step {trainer.global_step}; the stage was stopped. "
-                f"The last good checkpoints are in {self.checkpoint_dir}. Lower "
-                f"{self.stage}.optim.lr or check the features for extreme values."
-            )
+        if loss is None:
+            return
+        bad = ~torch.isfinite(loss.detach()).all()
+        self.bad = bad if self.bad is None else self.bad | bad
+        if (batch_idx + 1) % self.check_every == 0:
+            self._check(trainer)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.training:
+            self._check(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._check(trainer)
+
+    def _check(self, trainer: pl.Trainer) -> None:
+        local = self.bad is not None and bool(self.bad)
+        if not trainer.strategy.reduce_boolean_decision(local, all=False):
+            return
+        raise TrainingDivergedError(
+            f"The {self.stage} training loss became NaN or infinite in epoch "
+            f"{trainer.current_epoch} (by step {trainer.global_step}); the stage was stopped. "
+            f"The last good checkpoints are in {self.checkpoint_dir}. Lower "
+            f"{self.stage}.optim.lr or check the features for extreme values."
+        )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

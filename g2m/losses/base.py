@@ -100,11 +100,14 @@ class DistillationObjective(nn.Module):
 
 
 def label_cross_entropy(batch: DistillationBatch) -> Tensor:
-    """Mean CE over the labelled nodes of the batch (0, with gradient, when there are none)."""
-    logits = batch.student_logits.float()
-    if not bool(batch.labelled.any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits[batch.labelled], batch.labels[batch.labelled])
+    """Mean CE over the labelled nodes of the batch (0, with gradient, when there are none).
+
+    Computed with a mask rather than by selecting the labelled rows, so a GPU step never
+    waits for the host to learn how many there are.
+    """
+    ce = F.cross_entropy(batch.student_logits.float(), batch.labels, reduction="none")
+    mask = batch.labelled.to(ce.dtype)
+    return (ce * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 def kl_divergence(
