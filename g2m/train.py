@@ -12,10 +12,23 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from g2m import pipeline
 from g2m.cli import run_tool
+from g2m.errors import ConfigError
+from g2m.lit.distributed import device_count
+
+
+def refuse_multi_device_sweep(cfg: DictConfig) -> None:
+    """DDP starts its extra ranks by re-running this command, which a ``-m`` sweep cannot
+    survive (each rank would run the whole sweep): multi-device runs are single runs."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN and device_count(dict(cfg.trainer)) > 1:
+        raise ConfigError(
+            f"trainer.devices={cfg.trainer.devices} cannot be combined with -m: run each "
+            "configuration as its own command (a shell loop over seeds works)."
+        )
 
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
@@ -23,6 +36,7 @@ def main(cfg: DictConfig) -> float | None:
     metrics = {}
 
     def train() -> None:
+        refuse_multi_device_sweep(cfg)
         metrics.update(pipeline.run(cfg, Path(HydraConfig.get().runtime.output_dir)))
 
     run_tool("g2m", train)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from g2m import pipeline
+from g2m import pipeline, stages
 from g2m.data.incidence import IncidentEdges
 from g2m.data.splits import make_split
 from g2m.lit import StudentSystem
@@ -126,7 +126,7 @@ def test_student_stage_feeds_incident_edges_with_the_teachers_neighbour_outputs(
     split = make_split(tiny_graph, "cpf", 0, 0.2, 5, 5)
     teacher = torch.randn(n, 3)
     teacher[split.test_ind] = float("nan")
-    observed_edges = pipeline.observed_edges(tiny_graph, split)
+    observed_edges = stages.observed_edges(tiny_graph, split)
     held_out = torch.zeros(n, dtype=torch.bool)
     held_out[split.test_ind] = True
     assert not held_out[observed_edges].any()
@@ -195,7 +195,7 @@ def test_ffg2m_end_to_end_on_a_synthetic_graph(setting, batch_size, tmp_path, ca
 def test_ablations_are_weight_overrides():
     cfg = compose_config(["loss=ffg2m", "loss.weights.high=0"])
     assert dict(cfg.loss.weights) == {"kd": 0.0, "low": 1.0, "high": 0.0}
-    objective = pipeline.build_objective(cfg.loss)
+    objective = stages.build_objective(cfg.loss)
     terms = {"ce": torch.tensor(1.0), "kd": torch.tensor(5.0)}
     terms |= {"low": torch.tensor(2.0), "high": torch.tensor(7.0)}
     lam = cfg.loss.label_weight

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from g2m import pipeline
+from g2m import pipeline, stages
 from g2m.artifacts import CodebookArtifact
 from g2m.data.splits import make_split
 from g2m.errors import ArtifactError, ConfigError
@@ -194,4 +194,4 @@ def test_vq_student_reuses_stored_teacher_and_codebook(tmp_path, cache_dir):
 def test_codebook_similarity_is_shared_by_both_sides_by_default():
     cfg = compose_config(["loss=vq", "codebook.similarity=l2"])
     assert cfg.loss.similarity == "l2"
-    assert pipeline.build_objective(cfg.loss).similarity == "l2"
+    assert stages.build_objective(cfg.loss).similarity == "l2"

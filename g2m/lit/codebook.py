@@ -99,7 +99,8 @@ class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
         self._sampler: torch.Generator | None = None
 
     def _on_device(self) -> None:
-        if self.observed.x.device != self.device:
+        # features generated on the GPU arrive there while the split's ids are on the CPU
+        if any(t.device != self.device for t in (self.observed.x, self.local["train"])):
             self.observed = self.observed.to(self.device)
             self.edge_index = self.edge_index.to(self.device)
             self.local = {k: v.to(self.device) for k, v in self.local.items()}
@@ -164,12 +165,13 @@ class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
 
 @torch.no_grad()
 def encode_observed(system: CodebookSystem) -> tuple[Tensor, Tensor]:
-    """Eval-mode ``(embedding [N_obs, D], codes [N_obs])`` of the observed graph, on CPU.
+    """Eval-mode ``(embedding [N_obs, D], codes [N_obs])`` of the observed graph.
 
-    After fitting, Lightning may have moved the model back to the CPU while the graph still
-    sits on the accelerator: both are brought to the CPU here.
+    Runs where the graph sits after training (the GPU, for a GPU run: at products scale the
+    CPU would take minutes); after fitting Lightning may have moved the model back to the
+    CPU, so the model follows the graph. The outputs are returned on that device.
     """
     system.eval()
-    g = system.observed.cpu()
-    out = system.model.cpu()(g.x, g.adj_t)
+    g = system.observed
+    out = system.model.to(g.x.device)(g.x, g.adj_t)
     return out.embedding.float(), out.codes

@@ -45,8 +45,9 @@ class TeacherSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
         self.num_classes = int(graph.y.max()) + 1
         self.split = split
         # aggregation runs on sparse CSR adjacencies (see models.teacher.sparse_adjacency)
-        self.full = with_adjacency(graph, model)
         self.observed = with_adjacency(observed_subgraph(graph, split), model)
+        # transductive: the observed graph is the full graph; build its adjacency once
+        self.full = with_adjacency(graph, model) if split.inductive else self.observed
         observed_ids = split.observed
         self.local = {
             part: to_local(getattr(split, part), observed_ids, split.num_nodes)
@@ -54,9 +55,11 @@ class TeacherSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
         }
 
     def _on_device(self) -> None:
-        if self.observed.x.device != self.device:
+        # features generated on the GPU arrive there while the split's ids are on the CPU
+        if any(t.device != self.device for t in (self.observed.x, self.local["train"])):
+            full_is_observed = self.full is self.observed
             self.observed = self.observed.to(self.device)
-            self.full = self.full.to(self.device)
+            self.full = self.observed if full_is_observed else self.full.to(self.device)
             self.local = {k: v.to(self.device) for k, v in self.local.items()}
 
     def _acc(self, logits: Tensor, y: Tensor) -> Tensor:
