@@ -9,7 +9,9 @@ a-photo,        ``cpf``, ``random``         gnn-benchmark ``.npz``: LCC for ``cp
 a-computer                                  the whole graph (PyG ``Amazon``) for ``random``
 texas, cornell, ``geom-gcn``                PyG ``WebKB`` (10 fixed 60/20/20 splits)
 wisconsin
-synthetic       ``cpf``                     :mod:`g2m.data.synthetic` (generated)
+synthetic,      ``cpf``                     :mod:`g2m.data.synthetic` (generated; the
+synthetic-                                  second at ogbn-products' size, on the GPU)
+products
 ==============  ==========================  =============================================
 
 Graphs loaded for ``public`` and ``geom-gcn`` carry PyG's ``train_mask``/``val_mask``/
@@ -102,7 +104,10 @@ LOADERS = _registry()
 
 def available() -> list[str]:
     """Every valid ``name/protocol`` pair, for error messages and docs."""
-    return sorted(f"{name}/{protocol}" for name, protocol in LOADERS) + ["synthetic/cpf"]
+    return sorted(f"{name}/{protocol}" for name, protocol in LOADERS) + [
+        "synthetic/cpf",
+        "synthetic-products/cpf",
+    ]
 
 
 def load_benchmark(name: str, protocol: str, cache_dir: Path, local_dir: Path | None) -> Data:
@@ -132,8 +137,9 @@ def load_graph(
     local_dir: Path | None = None,
     synthetic: dict | None = None,
 ) -> Data:
-    """Load a benchmark (staging local raw files) or generate the ``synthetic`` CSBM."""
-    if name == "synthetic":
+    """Load a benchmark (staging local raw files), or generate a CSBM graph: ``synthetic``
+    and any dataset config with a ``generator`` block (``synthetic-products``)."""
+    if name == "synthetic" or synthetic is not None:
         from g2m.data.synthetic import make_csbm
 
         return check_graph(make_csbm(**(synthetic or {})), name)

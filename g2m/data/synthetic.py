@@ -56,7 +56,8 @@ def make_csbm(
         homophily: fraction of edges joining nodes of the same class, in [0, 1].
         feature_signal: norm ``s`` of the class centres relative to unit feature noise.
         seed: the graph's own seed (independent of the split seed).
-        device: where to generate (``"cuda"`` for products-scale graphs).
+        device: where to generate (``"cuda"`` for products-scale graphs; ``"auto"``: CUDA
+            when available, else CPU).
     """
     if num_nodes < num_classes or num_classes < 2:
         raise ConfigError(f"need num_nodes >= num_classes >= 2, got {num_nodes}, {num_classes}")
@@ -64,6 +65,8 @@ def make_csbm(
         raise ConfigError(f"homophily must be in [0, 1], got {homophily}")
     if avg_degree <= 0 or num_features <= 0:
         raise ConfigError("avg_degree and num_features must be positive")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     y = torch.randint(num_classes, (num_nodes,), device=device, generator=gen)
