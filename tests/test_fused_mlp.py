@@ -1,0 +1,175 @@
+"""The fused student kernel: packing (batch norm folded, padding) and the kernel's math.
+
+Packing is checked in torch everywhere. The Triton kernel is checked on the CPU through
+Triton's interpreter (in a subprocess, as ``TRITON_INTERPRET`` must be set before Triton is
+imported; fp16/fp32 operands, which the interpreter reads correctly) and, on a GPU, in bf16.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from g2m.errors import ConfigError
+from g2m.fused_mlp import PackedMLP, linear_layers
+from g2m.inference import StudentInference, triton_available
+from g2m.models.student import MLPStudent
+
+SHAPES = [  # (num_layers, norm, features, hidden, classes): odd sizes exercise the padding
+    (2, "none", 37, 64, 5),
+    (3, "batch", 100, 256, 47),
+    (4, "none", 20, 100, 3),
+    (3, "batch", 130, 128, 10),
+]
+
+
+def make_student(num_layers, norm, features, hidden, classes, seed=0) -> MLPStudent:
+    torch.manual_seed(seed)
+    student = MLPStudent(features, hidden, classes, num_layers=num_layers, norm=norm).eval()
+    for module in student.modules():  # non-trivial running statistics and affine terms
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    return student
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_packed_reference_equals_the_student_in_fp32(shape):
+    student = make_student(*shape)
+    x = torch.randn(50, shape[2])
+    with torch.no_grad():
+        expected = student(x)
+    packed = PackedMLP.from_student(student, torch.float32)
+    assert relative_error(packed.reference(x), expected) < 1e-5
+
+
+def test_batch_norm_is_folded_into_the_linear_layer():
+    student = make_student(2, "batch", 6, 8, 3)
+    (weight, bias), _ = linear_layers(student)
+    x = torch.randn(10, 6)
+    with torch.no_grad():
+        expected = student.hidden[0][1](student.hidden[0][0](x))  # linear then batch norm
+    torch.testing.assert_close(x @ weight.T + bias, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_widths_are_padded_to_powers_of_two_with_zeros():
+    packed = PackedMLP.from_student(make_student(3, "none", 37, 100, 5), torch.float32)
+    assert packed.first.shape == (128, 128) and packed.last.shape == (128, 64)
+    assert packed.first[37:].abs().sum() == 0 and packed.last[:, 5:].abs().sum() == 0
+    assert packed.first_bias[100:].abs().sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(num_layers=1), "at least one hidden layer"),
+        (dict(norm="layer"), "layer norm"),
+        (dict(hidden_channels=512), "up to 256"),
+    ],
+)
+def test_unsupported_students_are_refused(kwargs, message):
+    args = dict(in_channels=8, hidden_channels=16, out_channels=3, num_layers=2) | kwargs
+    with pytest.raises(ConfigError, match=message):
+        PackedMLP.from_student(MLPStudent(**args).eval())
+
+
+def test_fused_backend_needs_a_gpu():
+    with pytest.raises(ConfigError, match="CUDA"):
+        StudentInference(make_student(2, "none", 8, 16, 3), "cpu", backend="fused")
+
+
+def test_auto_backend_on_cpu_is_the_fp32_student():
+    student = make_student(3, "batch", 12, 32, 4)
+    engine = StudentInference(student, "cpu")
+    x = torch.randn(20, 12)
+    assert engine.backend == "eager" and engine.dtype == torch.float32
+    with torch.no_grad():
+        torch.testing.assert_close(engine(x), student(x))
+
+
+INTERPRETER_CHECK = """
+import json, sys, torch
+from g2m.fused_mlp import PackedMLP
+from g2m.fused_mlp_triton import fused_mlp
+from tests.test_fused_mlp import SHAPES, make_student, relative_error
+errors = []
+for shape in SHAPES:
+    student = make_student(*shape)
+    x = torch.randn(45, shape[2])
+    for dtype in (torch.float32, torch.float16):
+        packed = PackedMLP.from_student(student, dtype)
+        for pipelined in (False, True):  # both ways through the chained layers
+            config = dict(BLOCK_M=16, BLOCK_K=32, BLOCK_H=32, PIPELINED=pipelined)
+            out = torch.full((45, shape[4]), float("nan"))
+            fused_mlp(packed, x, out=out, config=config)
+            error = relative_error(out, packed.reference(x))
+            errors.append([str(dtype), error, bool(out.isfinite().all())])
+        out = fused_mlp(packed, x)  # the autotuned entry point
+        errors.append([str(dtype), relative_error(out, packed.reference(x)), True])
+print(json.dumps(errors))
+"""
+
+
+@pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
+def test_kernel_matches_the_reference_in_the_triton_interpreter():
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-c", INTERPRETER_CHECK],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    checks = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(checks) == 2 * 3 * len(SHAPES)
+    for dtype, error, finite in checks:
+        assert finite, "the kernel left output rows unwritten"
+        # same operands, fp32 accumulation; fp16 hidden layers round where sums are reordered
+        assert error < (1e-5 if dtype == "torch.float32" else 1e-4), (dtype, error)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
+@pytest.mark.parametrize("pipelined", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fused_bf16_kernel_on_gpu(shape, pipelined):
+    from g2m.fused_mlp_triton import fused_mlp
+
+    student = make_student(*shape).to("cuda")
+    packed = PackedMLP.from_student(student, torch.bfloat16)
+    config = dict(BLOCK_M=64, BLOCK_K=64, BLOCK_H=64, PIPELINED=pipelined, num_warps=4)
+    for rows in (1, 1000, 70001):  # partial tiles, many programs
+        x = torch.randn(rows, shape[2], device="cuda")
+        out = torch.full((rows, shape[4]), float("nan"), device="cuda")
+        fused_mlp(packed, x, out=out, config=config)
+        with torch.no_grad():
+            expected = student(x)
+        assert bool(out.isfinite().all()), "rows left unwritten"
+        assert relative_error(out, expected) < 2e-2  # bf16 operands, fp32 accumulation
+        assert relative_error(out, packed.reference(x)) < 5e-3
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
+def test_autotuned_fused_backend_on_gpu():
+    student = make_student(3, "batch", 100, 256, 47)
+    engine = StudentInference(student, "cuda")
+    assert engine.backend == "fused" and engine.dtype == torch.bfloat16
+    x = torch.randn(5000, 100, device="cuda")
+    with torch.no_grad():
+        expected = student.to("cuda")(x)
+    assert relative_error(engine(x), expected) < 2e-2
