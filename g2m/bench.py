@@ -4,7 +4,8 @@ A benchmark, not a test: it prints a table and writes JSON. In one process it
 
 1. measures the device's ceilings (:mod:`g2m.timing`: copy bandwidth, matrix rate);
 2. draws a CSBM graph (:mod:`g2m.data.synthetic`; ogbn-products' size by default:
-   2,449,029 nodes, 61.9M undirected edges, 100 features, 47 classes) on the device;
+   2,449,029 nodes, 61.9M undirected edges, 100 features, 47 classes; homophily 0.7, signal
+   1: timings depend on the sizes, not on these) on the device;
 3. times the student MLP over *every* node with each inference back-end
    (:mod:`g2m.inference`) and compares it with its floor
    :math:`\\max(\\text{bytes}/\\text{bandwidth},\\ \\text{FLOP}/\\text{rate})`, where bytes
@@ -103,12 +104,10 @@ def student_cost(args: dict, num_nodes: int, x_bytes: int, out_bytes: int) -> tu
 
     ``args`` are the student's constructor arguments (``MLPStudent.init_args``).
     """
-    a = args
-    widths = (
-        [a["in_channels"]] + [a["hidden_channels"]] * (a["num_layers"] - 1) + [a["out_channels"]]
-    )
+    f, h, c = args["in_channels"], args["hidden_channels"], args["out_channels"]
+    widths = [f] + [h] * (args["num_layers"] - 1) + [c]
     flops = 2 * num_nodes * sum(i * o for i, o in zip(widths[:-1], widths[1:], strict=False))
-    nbytes = num_nodes * (a["in_channels"] * x_bytes + a["out_channels"] * out_bytes)
+    nbytes = num_nodes * (f * x_bytes + c * out_bytes)
     return nbytes, flops
 
 
