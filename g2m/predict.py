@@ -2,12 +2,15 @@
 
 Reads node features from ``.npy``, ``.pt`` (a 2-D tensor) or ``.csv`` (comma-separated, no
 header), checks them against what the artifact expects (feature dimension, finite values) and
-writes one CSV row per node: ``node,class,prob_0,...,prob_{C-1}``. Torch and NumPy only.
+writes one CSV row per node: ``node,class,prob_0,...,prob_{C-1}``. Torch and NumPy only;
+``--device cuda`` runs the student through :class:`g2m.inference.StudentInference` (the fused
+bf16 kernel where Triton is present).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ import torch
 from torch import Tensor
 
 from g2m.cli import run_tool
-from g2m.errors import DataError
+from g2m.errors import ConfigError, DataError
 from g2m.export import load_student
 from g2m.io import atomic_write
 
@@ -51,9 +54,14 @@ def read_features(path: Path) -> Tensor:
 
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module, features: Tensor, expected_dim: int, batch_size: int = 65536
+    model: Callable[[Tensor], Tensor],
+    features: Tensor,
+    expected_dim: int,
+    batch_size: int = 65536,
+    device: str | torch.device = "cpu",
 ) -> Tensor:
-    """Class probabilities ``[N, C]`` after checking dimension and finiteness."""
+    """Class probabilities ``[N, C]`` (fp32, on the CPU) after checking dimension and
+    finiteness; chunks of ``batch_size`` rows go through ``model`` on ``device``."""
     if features.size(1) != expected_dim:
         raise DataError(
             f"features have {features.size(1)} columns but the student expects {expected_dim}."
@@ -62,7 +70,8 @@ def predict(
     if bool(bad.any()):
         rows = bad.nonzero().view(-1)[:5].tolist()
         raise DataError(f"{int(bad.sum())} rows contain NaN or Inf (first rows: {rows}).")
-    return torch.cat([model(chunk).softmax(-1) for chunk in features.split(batch_size)])
+    chunks = features.split(batch_size)
+    return torch.cat([model(c.to(device)).float().softmax(-1).cpu() for c in chunks])
 
 
 def write_predictions(probs: Tensor, path: Path) -> Path:
@@ -79,10 +88,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("artifact", type=Path, help="student.pt (or a run directory)")
     parser.add_argument("features", type=Path, help="features: .npy, .pt or .csv")
     parser.add_argument("--out", type=Path, default=Path("predictions.csv"))
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda"], help="where the student runs"
+    )
     args = parser.parse_args(argv)
     artifact = args.artifact / "student.pt" if args.artifact.is_dir() else args.artifact
     model, meta = load_student(artifact)
-    probs = predict(model, read_features(args.features), meta["input"]["num_features"])
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda was asked for but no CUDA device is visible.")
+        from g2m.inference import StudentInference
+
+        model = StudentInference(model, "cuda")
+    features = read_features(args.features)
+    probs = predict(model, features, meta["input"]["num_features"], device=args.device)
     write_predictions(probs, args.out)
     print(f"{probs.size(0)} predictions written to {args.out}")
 

@@ -123,3 +123,45 @@ def test_missing_or_foreign_artifact(module, tmp_path):
         result = tool(module, str(path), *extra)
         assert result.returncode == 2 and message in result.stderr
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
+def test_predict_on_cuda_without_a_gpu_is_refused(artifact, tmp_path):
+    features = tmp_path / "x.npy"
+    np.save(features, np.zeros((2, 6), np.float32))
+    out = tmp_path / "p.csv"
+    result = tool(
+        "g2m.predict", str(artifact), str(features), "--device", "cuda", "--out", str(out)
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "g2m.predict: error: --device cuda was asked for but no CUDA device is visible."
+    )
+    assert not out.exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_predict_on_cuda_agrees_with_the_cpu(artifact, tmp_path):
+    features = tmp_path / "x.npy"
+    np.save(features, np.random.default_rng(0).normal(size=(500, 6)).astype(np.float32))
+    for device in ("cpu", "cuda"):
+        assert (
+            tool(
+                "g2m.predict",
+                str(artifact),
+                str(features),
+                "--device",
+                device,
+                "--out",
+                str(tmp_path / f"{device}.csv"),
+            ).returncode
+            == 0
+        )
+    cpu, gpu = (
+        np.loadtxt(tmp_path / f"{d}.csv", delimiter=",", skiprows=1) for d in ("cpu", "cuda")
+    )
+    assert (cpu[:, 1] == gpu[:, 1]).mean() > 0.98  # bf16 on the GPU: rare near-ties may flip
+    np.testing.assert_allclose(cpu[:, 2:], gpu[:, 2:], atol=2e-2)
