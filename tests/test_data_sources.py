@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
+import time
 import urllib.error
 
 import pytest
 
 from g2m.data import DatasetUnavailableError, catalog, load_graph
-from g2m.data.sources import stage_raw_files
+from g2m.data.sources import fetch_with_fallback, stage_raw_files
 
 
 def test_staging_copies_and_leaves_the_source_untouched(tmp_path):
@@ -49,3 +52,57 @@ def test_corrupted_npz_is_reported_with_its_path(tmp_path):
     broken.write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match="cora.npz is not a readable .npz"):
         load_graph("cora", "cpf", tmp_path / "cache", None)
+
+
+# One process writes a "processed" file slowly; each process reads it back in full. Without
+# the dataset lock a second process finds the file half-written (PyG's processed/ race).
+_SLOW_PROCESSING = """
+import sys, time
+from pathlib import Path
+from g2m.data.sources import fetch_with_fallback
+
+cache, rank = Path(sys.argv[1]), sys.argv[2]
+(cache / f"ready-{rank}").touch()
+while not (cache / "go").exists():
+    time.sleep(0.01)
+
+def load():
+    processed = cache / "processed.bin"
+    if not processed.exists():
+        with open(processed, "wb") as out:
+            out.write(b"a" * 10)
+            out.flush()
+            time.sleep(1.0)
+            out.write(b"b" * 10)
+    return processed.read_bytes()
+
+data = fetch_with_fallback("toy", [], cache, None, load)
+sys.exit(0 if len(data) == 20 else 3)
+"""
+
+
+def test_concurrent_runs_never_read_a_half_processed_dataset(tmp_path):
+    runs = [
+        subprocess.Popen([sys.executable, "-c", _SLOW_PROCESSING, str(tmp_path), str(rank)])
+        for rank in range(3)
+    ]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    assert [run.wait(timeout=60) for run in runs] == [0, 0, 0]
+
+
+def test_the_dataset_lock_is_held_while_loading(tmp_path):
+    probe = (
+        "import sys; from filelock import FileLock, Timeout\n"
+        "try:\n    FileLock(sys.argv[1], timeout=0).acquire()\n"
+        "except Timeout:\n    sys.exit(7)\n"
+    )
+
+    def load():
+        lock_file = tmp_path / ".toy.lock"
+        return subprocess.run([sys.executable, "-c", probe, str(lock_file)]).returncode
+
+    assert fetch_with_fallback("toy", [], tmp_path, None, load) == 7
+    assert fetch_with_fallback("toy", [], tmp_path, None, lambda: "free") == "free"

@@ -6,6 +6,12 @@ read-only (the ``G2M_DATA_DIR`` convention: a folder in PyG's raw layout, e.g. a
 offline copy of the benchmarks). Files found there are copied into the cache first; files
 found nowhere are left to PyG's (or our) download, and a failed download becomes a
 :class:`DatasetUnavailableError` that names the missing files and where to put them.
+
+Runs in parallel (``chains.sh``, a Hydra launcher, several seeds at once) share one cache.
+PyG writes ``processed/`` with a plain ``torch.save``, so a second run could read a file the
+first is still writing ("failed finding central directory"). Staging and loading therefore
+hold a per-dataset file lock in the cache (:func:`dataset_lock`); the first run processes,
+the others wait for it and then read the finished file.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
+
+from filelock import FileLock
 
 from g2m.errors import DataError
 from g2m.io import atomic_write
@@ -33,6 +41,12 @@ def default_cache_dir() -> Path:
     """g2m's dataset cache: ``$G2M_CACHE_DIR`` or ``~/.cache/g2m/datasets``."""
     env = os.environ.get(CACHE_DIR_ENV)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "g2m" / "datasets"
+
+
+def dataset_lock(cache_dir: Path, dataset: str) -> FileLock:
+    """The lock that serialises staging and processing of ``dataset`` in ``cache_dir``."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(cache_dir / f".{dataset}.lock"))
 
 
 def stage_raw_files(
@@ -67,22 +81,31 @@ def fetch_with_fallback(
 ) -> T:
     """Stage local raw files, then call ``load`` (which may download what is missing).
 
-    A download failure (no network) is turned into an actionable error.
+    Both happen under :func:`dataset_lock`, so concurrent runs never see a half-processed
+    dataset. A download failure (no network) is turned into an actionable error.
     """
-    missing = stage_raw_files(relative_paths, cache_dir, local_dir)
-    try:
-        return load()
-    except (OSError, ValueError) as err:  # urllib's URLError is an OSError
-        if not missing:
-            raise
-        listing = "\n".join(f"  - {rel}" for rel in missing)
-        where = (
-            f"{local_dir} (from ${DATA_DIR_ENV})"
-            if local_dir is not None
-            else f"a folder you name in ${DATA_DIR_ENV}"
-        )
-        raise DatasetUnavailableError(
-            f"Dataset '{dataset}' is not available offline and could not be downloaded "
-            f"({type(err).__name__}: {err}).\nMissing raw files (PyG raw layout):\n{listing}\n"
-            f"Put them under {where}, or directly under the cache {cache_dir}, and run again."
-        ) from err
+    with dataset_lock(cache_dir, dataset):
+        missing = stage_raw_files(relative_paths, cache_dir, local_dir)
+        try:
+            return load()
+        except (OSError, ValueError) as err:  # urllib's URLError is an OSError
+            if not missing:
+                raise
+            raise _unavailable(dataset, missing, cache_dir, local_dir, err) from err
+
+
+def _unavailable(
+    dataset: str, missing: Sequence[str], cache_dir: Path, local_dir: Path | None, err: Exception
+) -> DatasetUnavailableError:
+    """The actionable error for raw files that are neither local nor downloadable."""
+    listing = "\n".join(f"  - {rel}" for rel in missing)
+    where = (
+        f"{local_dir} (from ${DATA_DIR_ENV})"
+        if local_dir is not None
+        else f"a folder you name in ${DATA_DIR_ENV}"
+    )
+    return DatasetUnavailableError(
+        f"Dataset '{dataset}' is not available offline and could not be downloaded "
+        f"({type(err).__name__}: {err}).\nMissing raw files (PyG raw layout):\n{listing}\n"
+        f"Put them under {where}, or directly under the cache {cache_dir}, and run again."
+    )
