@@ -16,6 +16,7 @@ if [ "${1:-}" = "--chain" ]; then  # one chain: --chain TEACHER SETTING SEED
   teacher=$2 setting=$3 seed=$4
   dir=$CHAIN_OUT/$teacher-$setting-seed$seed
   mkdir -p "$dir"
+  trap 'echo "FAILED $teacher $setting seed $seed: see $dir.log" >&2' ERR
   # shellcheck disable=SC2206  # CHAIN_EXTRA holds whitespace-free Hydra overrides
   common=(dataset=$CHAIN_DS dataset.split=$CHAIN_SPLIT teacher=$teacher setting=$setting
           seed=$seed logger=none trainer.enable_progress_bar=false $CHAIN_EXTRA)
@@ -43,4 +44,7 @@ for teacher in ${teachers//,/ }; do
   for setting in ${settings//,/ }; do
     for seed in ${seeds//,/ }; do echo "$teacher $setting $seed"; done
   done
-done | xargs -P "${JOBS:-2}" -n 3 bash "$0" --chain
+done | xargs -P "${JOBS:-2}" -n 3 bash "$0" --chain || {
+  echo "some chains failed (FAILED lines above); rerun the same command to resume them" >&2
+  exit 1
+}
