@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from g2m.data import default_cache_dir, load_graph
+from g2m.data.sources import DATA_DIR_ENV
 
 
 def lfd_weight_stats(edge_index: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -45,16 +46,28 @@ def main() -> None:
         "--datasets", nargs="+", default=["cora", "citeseer", "a-photo", "a-computer"]
     )
     args = parser.parse_args()
-    local = os.environ.get("G2M_DATA_DIR")
-    columns = ["dataset", "nodes", "mean degree", "self share", "homophily (with self-loops)"]
-    print("| " + " | ".join(columns + ["top-10% degree weight"]) + " |")
-    print("|---" * (len(columns) + 1) + "|")
+    local = os.environ.get(DATA_DIR_ENV)
+    header = [
+        "dataset",
+        "nodes",
+        "mean degree",
+        "self share",
+        "homophily (with self-loops)",
+        "top-10% degree weight",
+    ]
+    print("| " + " | ".join(header) + " |")
+    print("|---" * len(header) + "|")
     for name in args.datasets:
         graph = load_graph(name, "cpf", default_cache_dir(), Path(local) if local else None)
         stats = lfd_weight_stats(graph.edge_index, graph.y)
-        cells = [name, str(graph.num_nodes), f"{stats['mean_degree']:.1f}"]
-        cells += [f"{stats['self_share']:.3f}", f"{stats['homophily_with_self_loops']:.3f}"]
-        cells += [f"{stats['top10_degree_weight']:.2f}"]
+        cells = [
+            name,
+            str(graph.num_nodes),
+            f"{stats['mean_degree']:.1f}",
+            f"{stats['self_share']:.3f}",
+            f"{stats['homophily_with_self_loops']:.3f}",
+            f"{stats['top10_degree_weight']:.2f}",
+        ]
         print("| " + " | ".join(cells) + " |")
 
 
