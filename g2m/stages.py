@@ -23,7 +23,7 @@ from g2m.data.splits import NodeSplit, observed_subgraph
 from g2m.errors import ConfigError
 from g2m.lit import StudentSystem, TeacherSystem
 from g2m.lit.codebook import CodebookSystem, encode_observed
-from g2m.lit.distributed import single_device
+from g2m.lit.distributed import single_device, student_trainer_kwargs
 from g2m.lit.fit import StageResult, fit_and_test
 from g2m.models import GNNTeacher, MLPStudent, predict_full_graph
 from g2m.timing import median_ms
@@ -52,7 +52,7 @@ def fit_stage(
         node.max_epochs,
         node.patience,
         logger,
-        single_device(trainer) if full_graph else trainer,
+        single_device(trainer) if full_graph else student_trainer_kwargs(trainer),
         on_tie=cfg.selection.on_tie,
     )
 

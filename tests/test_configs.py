@@ -12,6 +12,7 @@ import torch
 
 import g2m
 from g2m.data.catalog import LOADERS
+from g2m.lit.distributed import single_device, student_trainer_kwargs
 from g2m.models import GNNTeacher
 from g2m.stages import build, build_objective
 from tests.conftest import compose_config
@@ -69,14 +70,15 @@ def test_logger_configs_instantiate(option, tmp_path):
 
 @pytest.mark.parametrize("option", options("trainer"))
 def test_trainer_configs_instantiate(option):
-    kwargs = dict(compose_config([f"trainer={option}"]).trainer)
-    if kwargs["accelerator"] == "gpu" and not torch.cuda.is_available():
+    config = dict(compose_config([f"trainer={option}"]).trainer)
+    if config["accelerator"] == "gpu" and not torch.cuda.is_available():
         pytest.skip("GPU trainer config needs a CUDA device")
-    kwargs.pop("enable_progress_bar")
-    trainer = pl.Trainer(logger=False, **kwargs)
-    assert trainer.precision == kwargs["precision"]
-    if kwargs["accelerator"] == "cpu":
-        assert trainer.strategy.root_device.type == "cpu"
+    config.pop("enable_progress_bar")
+    for kwargs in (student_trainer_kwargs(config), single_device(config)):  # as the stages do
+        trainer = pl.Trainer(logger=False, **kwargs)
+        assert trainer.precision == config["precision"]
+        if config["accelerator"] == "cpu":
+            assert trainer.strategy.root_device.type == "cpu"
 
 
 @pytest.mark.parametrize("option", options("setting"))

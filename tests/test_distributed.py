@@ -9,8 +9,14 @@ import sys
 
 import pytest
 import torch
+from lightning.pytorch.strategies import DDPStrategy
 
-from g2m.lit.distributed import device_count, single_device
+from g2m.lit.distributed import (
+    SyncBuffersBeforeEvaluation,
+    device_count,
+    single_device,
+    student_trainer_kwargs,
+)
 from g2m.lit.loaders import NodeBatches
 from tests.conftest import tiny_overrides
 
@@ -53,6 +59,65 @@ def test_full_graph_stages_get_one_device():
     }
     assert single_device({"devices": [2, 3]})["devices"] == [2]
     assert [device_count({"devices": d}) for d in (3, [0, 1], "auto")] == [3, 2, 1]
+    assert "ddp" not in single_device({"devices": 2, "ddp": {"static_graph": True}})
+
+
+DDP_OPTIONS = {"static_graph": True, "gradient_as_bucket_view": True, "broadcast_buffers": False}
+
+
+def test_student_stage_gets_a_ddp_strategy_with_the_configured_options():
+    kwargs = student_trainer_kwargs({"devices": 2, "precision": "bf16-mixed", "ddp": DDP_OPTIONS})
+    strategy = kwargs["strategy"]
+    assert isinstance(strategy, DDPStrategy) and "ddp" not in kwargs
+    assert strategy._ddp_kwargs == DDP_OPTIONS
+    assert kwargs["precision"] == "bf16-mixed"
+
+
+def test_one_device_or_an_explicit_strategy_is_left_alone():
+    assert student_trainer_kwargs({"devices": 1, "ddp": DDP_OPTIONS}) == {"devices": 1}
+    chosen = {"devices": 2, "strategy": "ddp_spawn", "ddp": DDP_OPTIONS}
+    assert student_trainer_kwargs(chosen) == {"devices": 2, "strategy": "ddp_spawn"}
+
+
+class _World:
+    """The two attributes of a Trainer that the callback reads."""
+
+    def __init__(self, world_size):
+        self.world_size = world_size
+
+
+def _sync_on_rank(rank: int, init_file: str, results) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2
+    )
+    module = torch.nn.BatchNorm1d(3)
+    module.train()
+    module(torch.randn(8, 3) * (rank + 1) + 10 * rank)  # ranks' statistics now differ
+    SyncBuffersBeforeEvaluation().on_validation_start(_World(2), module)
+    results.put((rank, [b.tolist() for b in module.buffers()]))
+    torch.distributed.destroy_process_group()
+
+
+def test_buffers_are_rank_zeros_on_every_rank_before_evaluation(tmp_path):
+    context = torch.multiprocessing.get_context("spawn")
+    results = context.Queue()
+    init_file = str(tmp_path / "rendezvous")
+    procs = [context.Process(target=_sync_on_rank, args=(r, init_file, results)) for r in (0, 1)]
+    for proc in procs:
+        proc.start()
+    got = dict(results.get(timeout=120) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    assert got[0] == got[1]
+    assert got[0][0] != [0.0, 0.0, 0.0]  # statistics were updated, then shared
+
+
+def test_buffer_sync_is_a_no_op_on_one_device():
+    module = torch.nn.BatchNorm1d(2)
+    before = [b.clone() for b in module.buffers()]
+    SyncBuffersBeforeEvaluation().on_validation_start(_World(1), module)
+    assert all(torch.equal(a, b) for a, b in zip(before, module.buffers(), strict=True))
 
 
 def run_cli(*overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:

@@ -10,6 +10,14 @@ stage's ``fit`` begins, by re-running the same command (``python -m g2m.train ..
 the same run directory. By then rank 0 has written ``teacher.pt`` (and ``codebook.pt``),
 so the new ranks load those artifacts instead of training, join the student stage, and
 exit after it without writing anything: every file of the run is written by rank 0.
+
+The student's step is small and host-bound (a few milliseconds of kernel launches for well
+under a millisecond of GPU work), so DDP's per-step bookkeeping decides how well it scales.
+The student stage therefore builds its :class:`~lightning.pytorch.strategies.DDPStrategy`
+from ``trainer.ddp`` (:func:`student_trainer_kwargs`), by default with a static graph,
+gradients as views of the all-reduce buckets, and no buffer broadcast in every forward:
+:class:`SyncBuffersBeforeEvaluation` gives every rank rank 0's batch-norm statistics once
+before each evaluation instead, so all ranks evaluate (and rank 0 saves) the same model.
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies import DDPStrategy
 
 
 def global_rank() -> int:
@@ -47,7 +58,30 @@ def single_device(trainer_kwargs: dict[str, Any]) -> dict[str, Any]:
     devices = kwargs.get("devices", 1)
     kwargs["devices"] = [devices[0]] if isinstance(devices, list | tuple) else 1
     kwargs.pop("strategy", None)
+    kwargs.pop("ddp", None)
     return kwargs
+
+
+def student_trainer_kwargs(trainer_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The trainer arguments of the student stage: on several devices with no explicit
+    ``strategy`` (or ``strategy: ddp``), a ``DDPStrategy`` with the ``ddp`` options."""
+    kwargs = dict(trainer_kwargs)
+    options = dict(kwargs.pop("ddp", None) or {})
+    if device_count(kwargs) > 1 and kwargs.get("strategy", "auto") in ("auto", "ddp"):
+        kwargs["strategy"] = DDPStrategy(**options)
+    return kwargs
+
+
+class SyncBuffersBeforeEvaluation(Callback):
+    """Broadcast rank 0's module buffers (batch-norm running statistics) to every rank
+    before validation. A no-op on one device; under DDP with ``broadcast_buffers=False``
+    each rank's statistics otherwise follow only its own batches."""
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size < 2 or not torch.distributed.is_initialized():
+            return
+        for buffer in pl_module.buffers():
+            torch.distributed.broadcast(buffer, src=0)
 
 
 def pin_cuda_device(trainer_kwargs: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ import lightning.pytorch as pl
 import torch
 
 from g2m.errors import ConfigError
+from g2m.lit.distributed import SyncBuffersBeforeEvaluation
 from g2m.lit.progress import StageProgressBar
 from g2m.lit.safety import AtomicCheckpointIO, StopOnNonFiniteLoss
 from g2m.lit.selection import selection_callbacks
@@ -69,7 +70,13 @@ def fit_and_test(
     )
     trainer_kwargs = dict(trainer_kwargs)
     throughput = TrainThroughput()
-    callbacks = [checkpoint, stopping, StopOnNonFiniteLoss(stage, str(checkpoint_dir)), throughput]
+    callbacks = [
+        checkpoint,
+        stopping,
+        StopOnNonFiniteLoss(stage, str(checkpoint_dir)),
+        throughput,  # stops its clock before the buffers are synchronised
+        SyncBuffersBeforeEvaluation(),
+    ]
     if trainer_kwargs.pop("enable_progress_bar", True):
         callbacks.append(StageProgressBar(stage))
     trainer = pl.Trainer(
