@@ -1,7 +1,8 @@
 """Time every tile configuration of the fused student kernel on one shape (GPU only).
 
-The autotuner (``g2m.fused_mlp_triton``) keeps only the winner; this prints them all, with
-each one's error against the fp32 student, so a change to the kernel or to the list can be
+The autotuner (``g2m.fused_mlp_triton``) keeps only the winner; this prints them all, for
+both kernels (``tma``: weights through tensor descriptors, Hopper and newer; ``pointer``),
+with each one's error against the fp32 student, so a change to a kernel or to a list can be
 judged. Default shape: GLNN's ogbn-products student (3 x 256, batch norm) over 2,449,029
 nodes with 100 features and 47 classes.
 
@@ -15,9 +16,9 @@ import argparse
 import torch
 
 from g2m.fused_mlp import PackedMLP
-from g2m.fused_mlp_triton import GPU_CONFIGS, fused_mlp
+from g2m.fused_mlp_triton import GPU_CONFIGS, TMA_CONFIGS, fused_mlp
 from g2m.models.student import MLPStudent
-from g2m.timing import median_ms
+from g2m.timing import copy_bandwidth, matmul_rate, median_ms
 
 
 def main() -> None:
@@ -28,8 +29,14 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--inputs", default="fp32,bf16", help="feature dtypes to time (fp32,bf16)")
+    p.add_argument("--kernels", default="pointer,tma", help="kernels to time (pointer,tma)")
     args = p.parse_args()
     torch.manual_seed(0)
+    copy = copy_bandwidth("cuda", 2**31)
+    rate = matmul_rate("cuda", 8192, torch.bfloat16)
+    name = torch.cuda.get_device_name()
+    print(f"{name}: copy {copy / 1e9:,.0f} GB/s, bf16 matmul {rate / 1e12:.1f} TFLOP/s")
     student = MLPStudent(args.features, args.hidden, args.classes, args.layers, norm="batch")
     student = student.cuda().eval()
     packed = PackedMLP.from_student(student, torch.bfloat16)
@@ -38,30 +45,38 @@ def main() -> None:
     with torch.no_grad():
         reference = student(x32)
     out = torch.empty(args.nodes, args.classes, device="cuda")
-    rows = []
-    for bm, bk, bh, warps, stages, pipelined in GPU_CONFIGS:
-        if bh > packed.hidden:
+    inputs = {"fp32": x32, "bf16": x16}
+    candidates = []
+    for kernel, table in (("pointer", GPU_CONFIGS), ("tma", TMA_CONFIGS)):
+        if kernel not in args.kernels:
             continue
-        config = dict(BLOCK_M=bm, BLOCK_K=bk, BLOCK_H=bh, PIPELINED=pipelined)
-        config |= dict(num_warps=warps, num_stages=stages)
-        for name, x in (("fp32", x32), ("bf16", x16)):
+        for bm, bk, bh, warps, stages, pipelined in table:
+            config = dict(BLOCK_M=bm, BLOCK_K=bk, BLOCK_H=bh, PIPELINED=pipelined)
+            candidates.append((kernel, config | dict(num_warps=warps, num_stages=stages)))
+    rows = []
+    for kernel, config in candidates:
+        if config["BLOCK_H"] > packed.hidden:
+            continue
+        for name in args.inputs.split(","):
+            x = inputs[name]
             try:
                 out.fill_(float("nan"))
-                fused_mlp(packed, x, out=out, config=config)
+                fused_mlp(packed, x, out, config, kernel)
+                torch.cuda.synchronize()
                 error = float((out - reference).norm() / reference.norm())
                 ms = median_ms(
-                    lambda x=x, c=config: fused_mlp(packed, x, out, c),
+                    lambda x=x, c=config, k=kernel: fused_mlp(packed, x, out, c, k),
                     "cuda",
                     repeats=args.repeats,
                     warmup=2,
                 )
             except Exception as err:  # a config that does not compile is reported
-                rows.append((float("inf"), name, config, f"{type(err).__name__}"))
+                rows.append((float("inf"), kernel, name, config, f"{type(err).__name__}"))
                 continue
-            rows.append((ms, name, config, f"{error:.1e}"))
-    print(f"{'ms':>8}  {'x':<5} {'rel err':>8}  config")
-    for ms, name, config, note in sorted(rows, key=lambda r: r[0]):
-        print(f"{ms:>8.3f}  {name:<5} {note:>8}  {config}")
+            rows.append((ms, kernel, name, config, f"{error:.1e}"))
+    print(f"{'ms':>8}  {'kernel':<8} {'x':<5} {'rel err':>8}  config")
+    for ms, kernel, name, config, note in sorted(rows, key=lambda r: r[0]):
+        print(f"{ms:>8.3f}  {kernel:<8} {name:<5} {note:>8}  {config}")
 
 
 if __name__ == "__main__":

@@ -109,13 +109,18 @@ for shape in SHAPES:
     x = torch.randn(45, shape[2])
     for dtype in (torch.float32, torch.float16):
         packed = PackedMLP.from_student(student, dtype)
-        for pipelined in (False, True):  # both ways through the chained layers
-            config = dict(BLOCK_M=16, BLOCK_K=32, BLOCK_H=32, PIPELINED=pipelined)
+        runs = [  # both kernels; the pointer kernel both ways through the chained layers
+            ("pointer", dict(BLOCK_M=16, BLOCK_K=32, BLOCK_H=32, PIPELINED=False)),
+            ("pointer", dict(BLOCK_M=16, BLOCK_K=32, BLOCK_H=32, PIPELINED=True)),
+            ("tma", dict(BLOCK_M=16, BLOCK_K=32, BLOCK_H=32)),
+            ("tma", None),  # the autotuned TMA entry point
+        ]
+        for kernel, config in runs:
             out = torch.full((45, shape[4]), float("nan"))
-            fused_mlp(packed, x, out=out, config=config)
+            fused_mlp(packed, x, out=out, config=config, kernel=kernel)
             error = relative_error(out, packed.reference(x))
             errors.append([str(dtype), error, bool(out.isfinite().all())])
-        out = fused_mlp(packed, x)  # the autotuned entry point
+        out = fused_mlp(packed, x)  # the autotuned default entry point
         errors.append([str(dtype), relative_error(out, packed.reference(x)), True])
 print(json.dumps(errors))
 """
@@ -133,7 +138,7 @@ def test_kernel_matches_the_reference_in_the_triton_interpreter():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     checks = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(checks) == 2 * 3 * len(SHAPES)
+    assert len(checks) == 2 * 5 * len(SHAPES)
     for dtype, error, finite in checks:
         assert finite, "the kernel left output rows unwritten"
         # same operands, fp32 accumulation; fp16 hidden layers round where sums are reordered
@@ -143,18 +148,28 @@ def test_kernel_matches_the_reference_in_the_triton_interpreter():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
-@pytest.mark.parametrize("pipelined", [False, True])
+@pytest.mark.parametrize(
+    "kernel, config",
+    [
+        ("pointer", dict(BLOCK_M=64, BLOCK_K=64, BLOCK_H=64, PIPELINED=False, num_warps=4)),
+        ("pointer", dict(BLOCK_M=64, BLOCK_K=64, BLOCK_H=64, PIPELINED=True, num_warps=4)),
+        ("tma", dict(BLOCK_M=64, BLOCK_K=128, BLOCK_H=64, num_warps=4)),
+        ("tma", dict(BLOCK_M=128, BLOCK_K=64, BLOCK_H=128, num_warps=8)),
+        ("tma", None),
+    ],
+)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_fused_bf16_kernel_on_gpu(shape, pipelined):
-    from g2m.fused_mlp_triton import fused_mlp
+def test_fused_bf16_kernel_on_gpu(shape, kernel, config):
+    from g2m.fused_mlp_triton import fused_mlp, tma_supported
 
+    if kernel == "tma" and not tma_supported(torch.device("cuda")):
+        pytest.skip("tensor-descriptor loads need compute capability 9.0")
     student = make_student(*shape).to("cuda")
     packed = PackedMLP.from_student(student, torch.bfloat16)
-    config = dict(BLOCK_M=64, BLOCK_K=64, BLOCK_H=64, PIPELINED=pipelined, num_warps=4)
     for rows in (1, 1000, 70001):  # partial tiles, many programs
         x = torch.randn(rows, shape[2], device="cuda")
         out = torch.full((rows, shape[4]), float("nan"), device="cuda")
-        fused_mlp(packed, x, out=out, config=config)
+        fused_mlp(packed, x, out=out, config=config, kernel=kernel)
         with torch.no_grad():
             expected = student(x)
         assert bool(out.isfinite().all()), "rows left unwritten"
