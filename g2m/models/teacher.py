@@ -36,7 +36,7 @@ def sparse_adjacency(edge_index: Tensor, num_nodes: int, self_loops: bool = Fals
 
 
 class GNNTeacher(nn.Module):
-    """Wrap a PyG ``BasicGNN`` so it returns logits and, on request, hidden embeddings.
+    r"""Wrap a PyG ``BasicGNN`` so it returns logits and, on request, hidden embeddings.
 
     Args:
         gnn: a PyG basic GNN whose ``out_channels`` is the number of classes C.
