@@ -7,9 +7,10 @@
 # Usage: JOBS=2 bash experiments/vqgraph/tune.sh DATASET SEEDS OUT_DIR [overrides...]
 #   JOBS=2 bash experiments/vqgraph/tune.sh citeseer 0,1,2,3,4 multirun/vq-tune trainer.accelerator=cpu
 # Grid (space-separated lists): WEIGHTS (loss.weights.code, default "0.3 1 3 10"), TAUS
-# (loss.code_temperature, "0.1 0.3"), LAMBDAS (loss.label_weight, "0 0.1"). SETTINGS
-# (default transductive). Runs land in OUT_DIR/DATASET/<setting>-seed<s>/<tag>, tag
-# w<w>-tau<t>-lam<l>; then
+# (loss.code_temperature, "0.1 0.3"), LAMBDAS (loss.label_weight, "0 0.1"), and KDS
+# (loss.weights.kd, the soft-logit term; default 1; KDS=0 gives codes-only students).
+# SETTINGS (default transductive). Runs land in OUT_DIR/DATASET/<setting>-seed<s>/<tag>, tag
+# w<w>-tau<t>-lam<l> (with -kd<k> when KDS is set); then
 #   python -m g2m.report OUT_DIR/DATASET --out OUT_DIR/DATASET/report --by dataset loss tag setting
 # and read the "student val" column. A finished run (metrics.json) is not started again.
 set -euo pipefail
@@ -33,9 +34,12 @@ if [ "${1:-}" = "--chain" ]; then  # one chain: --chain SETTING SEED
   for w in ${WEIGHTS:-0.3 1 3 10}; do
     for t in ${TAUS:-0.1 0.3}; do
       for l in ${LAMBDAS:-0 0.1}; do
-        run "$dir/w$w-tau$t-lam$l" loss=vq "teacher.artifact=$dir/glnn/teacher.pt" \
-          "codebook.artifact=$dir/vq/codebook.pt" "tag=w$w-tau$t-lam$l" \
-          "loss.weights.code=$w" "loss.code_temperature=$t" "loss.label_weight=$l"
+        for k in ${KDS:-1}; do
+          tag=w$w-tau$t-lam$l${KDS:+-kd$k}
+          run "$dir/$tag" loss=vq "teacher.artifact=$dir/glnn/teacher.pt" \
+            "codebook.artifact=$dir/vq/codebook.pt" "tag=$tag" "loss.weights.code=$w" \
+            "loss.code_temperature=$t" "loss.label_weight=$l" "loss.weights.kd=$k"
+        done
       done
     done
   done
