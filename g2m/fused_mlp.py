@@ -102,6 +102,11 @@ class PackedMLP:
     def hidden(self) -> int:
         return self.first.size(1)
 
+    @property
+    def num_mid(self) -> int:
+        """Full-width layers between layer 1 and layer L-1 (``mid`` is a placeholder if 0)."""
+        return self.mid.size(0) if self.mid.dim() == 3 else 0
+
     @classmethod
     def from_student(cls, student: MLPStudent, dtype: torch.dtype = torch.bfloat16) -> PackedMLP:
         layers = linear_layers(student)
@@ -139,7 +144,7 @@ class PackedMLP:
             return (h.to(dtype).float() @ w.float()) + b
 
         h = torch.relu(dense(x[:, :f], self.first[:f], self.first_bias)).to(dtype)
-        for w, b in zip(self.mid if self.mid.dim() == 3 else [], self.mid_bias, strict=False):
+        for w, b in zip(self.mid if self.num_mid else [], self.mid_bias, strict=False):
             h = torch.relu(dense(h, w, b)).to(dtype)
         if self.pen is not None:
             h = torch.relu(dense(h, self.pen, self.pen_bias)).to(dtype)

@@ -220,9 +220,7 @@ def tuned_config() -> str | None:
 
 
 def tma_supported(device: torch.device) -> bool:
-    """Tensor-descriptor loads: Hopper (compute capability 9.0) and newer, or the interpreter."""
-    if INTERPRETED:
-        return True
+    """Tensor-descriptor loads on the GPU: Hopper (compute capability 9.0) and newer."""
     return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (9, 0)
 
 
@@ -232,8 +230,7 @@ def _weight_operands(packed: PackedMLP, tma: bool) -> tuple:
     Descriptor block shapes are placeholders until a config is chosen (``_set_block_shapes``);
     an operand the model lacks gets an unused stand-in of its own.
     """
-    h = packed.hidden
-    chained, has_mid = packed.pen is not None, packed.mid.dim() == 3
+    chained = packed.pen is not None
     if not tma:
         return packed.first, packed.mid, packed.pen if chained else packed.first, packed.last
     from triton.tools.tensor_descriptor import TensorDescriptor
@@ -243,7 +240,7 @@ def _weight_operands(packed: PackedMLP, tma: bool) -> tuple:
 
     return (
         descriptor(packed.first, 16),
-        descriptor(packed.mid.reshape(-1, h) if has_mid else packed.last, 16),
+        descriptor(packed.mid.reshape(-1, packed.hidden) if packed.num_mid else packed.last, 16),
         descriptor(packed.pen if chained else packed.last, 16),
         descriptor(packed.last, 16),
     )
@@ -275,9 +272,8 @@ def fused_mlp(
         out = torch.empty(n, c, device=x.device, dtype=torch.float32)
     chained = packed.pen is not None
     w_first, w_mid, w_pen, w_last = _weight_operands(packed, kernel == "tma")
-    args = dict(F=packed.in_channels, C=c, CHAINED=chained, H=packed.hidden)
-    args |= dict(NUM_MID=packed.mid.size(0) if packed.mid.dim() == 3 else 0)
-    args |= dict(C_PAD=packed.last.size(1), TMA=kernel == "tma")
+    args = dict(F=packed.in_channels, C=c, NUM_MID=packed.num_mid, CHAINED=chained)
+    args |= dict(H=packed.hidden, C_PAD=packed.last.size(1), TMA=kernel == "tma")
     if config is None:
         launch = _TUNED[kernel]
     else:
