@@ -9,7 +9,8 @@
 # Grid (space-separated lists): WEIGHTS (loss.weights.code, default "0.3 1 3 10"), TAUS
 # (loss.code_temperature, "0.1 0.3"), LAMBDAS (loss.label_weight, "0 0.1"), and KDS
 # (loss.weights.kd, the soft-logit term; default 1; KDS=0 gives codes-only students).
-# SETTINGS (default transductive). Runs land in OUT_DIR/DATASET/<setting>-seed<s>/<tag>, tag
+# SETTINGS (default transductive). GRID=off runs only the glnn and default vq students (the
+# results table's rows). Runs land in OUT_DIR/DATASET/<setting>-seed<s>/<tag>, tag
 # w<w>-tau<t>-lam<l> (with -kd<k> when KDS is set); then
 #   python -m g2m.report OUT_DIR/DATASET --out OUT_DIR/DATASET/report --by dataset loss tag setting
 # and read the "student val" column. A finished run (metrics.json) is not started again.
@@ -31,6 +32,7 @@ if [ "${1:-}" = "--chain" ]; then  # one chain: --chain SETTING SEED
   }
   run "$dir/glnn" loss=glnn
   run "$dir/vq" loss=vq "teacher.artifact=$dir/glnn/teacher.pt"
+  [ "${GRID:-on}" = off ] && { echo "done $setting seed $seed"; exit 0; }
   for w in ${WEIGHTS:-0.3 1 3 10}; do
     for t in ${TAUS:-0.1 0.3}; do
       for l in ${LAMBDAS:-0 0.1}; do
