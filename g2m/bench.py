@@ -140,9 +140,15 @@ def time_variant(name, engine, x, reference, ceilings: Ceilings, repeats: int) -
     logits = logits.float()
     extra = {}
     if engine.backend == "fused":
-        from g2m.fused_mlp_triton import tuned_config
+        from g2m.fused_mlp_triton import auto_kernel, tuned_config
 
-        extra["kernel_config"] = tuned_config()
+        extra["kernel"] = auto_kernel(engine.packed, x.device)
+        if extra["kernel"] == "resident":
+            from g2m.fused_mlp_gluon import tuned_config as resident_config
+
+            extra["kernel_config"] = str(resident_config())
+        else:
+            extra["kernel_config"] = tuned_config()
     return extra | dict(
         variant=name,
         ms=ms,
@@ -336,7 +342,7 @@ def format_report(r: dict[str, Any]) -> str:
             f"{v['argmax_agreement']:>8.4f}"
         )
         if v.get("kernel_config"):
-            lines.append(f"{'':<4}kernel: {v['kernel_config']}")
+            lines.append(f"{'':<4}kernel: {v.get('kernel', '?')} {v['kernel_config']}")
     t = r["teacher"]
     lines += [
         f"{'teacher full graph':<24}{t['ms']:>10.3f}{t['nodes_per_s'] / 1e6:>11.1f}",

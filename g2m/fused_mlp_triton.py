@@ -13,6 +13,10 @@ the packed weights' dtype (bf16 on GPU). The weight blocks are read one of two w
   (``scripts/fused_mlp_configs.py``; experiments/gpu_scale/README.md, section 5).
 - ``pointer`` (any GPU Triton supports): plain ``tl.load`` of each block.
 
+A third kernel, ``resident`` (:mod:`g2m.fused_mlp_gluon`, Gluon, Hopper, 3-layer students),
+loads the weights into shared memory once per SM instead; ``kernel="auto"`` prefers it where
+it applies (:func:`auto_kernel`).
+
 ``TRITON_INTERPRET=1`` runs both on the CPU (fp16 or fp32 operands there: the interpreter
 mis-reads bf16), which is how the tests check them.
 """
@@ -28,7 +32,7 @@ import triton.language as tl
 from g2m.fused_mlp import PackedMLP
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-KERNELS = ("auto", "tma", "pointer")
+KERNELS = ("auto", "resident", "tma", "pointer")
 
 # (BLOCK_M, BLOCK_K, BLOCK_H, num_warps, num_stages, PIPELINED); autotuned per model shape.
 # BLOCK_H == H computes layer L-1 at full width (one block), i.e. no chaining.
@@ -246,6 +250,44 @@ def _weight_operands(packed: PackedMLP, tma: bool) -> tuple:
     )
 
 
+def resident_supported(packed: PackedMLP, device: torch.device) -> bool:
+    """Whether the weights-resident Gluon kernel runs this student here."""
+    if INTERPRETED:
+        return False
+    try:
+        from g2m import fused_mlp_gluon
+    except ImportError:  # a Triton without Gluon
+        return False
+    return fused_mlp_gluon.supported(packed, device)
+
+
+def auto_kernel(packed: PackedMLP, device: torch.device) -> str:
+    """What ``kernel="auto"`` runs: ``resident`` where it fits (Hopper, 3 layers), else
+    ``tma`` on Hopper and newer, else ``pointer`` (always ``pointer`` in the interpreter).
+
+    On an H200 the resident kernel ran GLNN's products student in 1.10-1.30 ms, the TMA
+    kernel in 1.43-1.53 ms (experiments/gpu_scale/README.md, section 6).
+    """
+    if resident_supported(packed, device):
+        return "resident"
+    return "tma" if not INTERPRETED and tma_supported(device) else "pointer"
+
+
+def _resident(packed: PackedMLP, x: torch.Tensor, out: torch.Tensor, config: dict | None):
+    """The weights-resident Gluon kernel (:mod:`g2m.fused_mlp_gluon`), or a clear refusal."""
+    try:
+        from g2m import fused_mlp_gluon
+    except ImportError as err:  # a Triton without Gluon
+        raise ValueError(f"kernel='resident' needs Triton's Gluon ({err})") from err
+    if not resident_supported(packed, x.device):
+        raise ValueError(
+            "kernel='resident' needs a Hopper GPU (compute capability 9.x), a 3-layer student "
+            f"and bf16 weights within {fused_mlp_gluon.SHARED_MEMORY_BYTES} bytes of shared "
+            f"memory (these take {fused_mlp_gluon.shared_bytes(packed)}); use 'tma' or 'pointer'"
+        )
+    return fused_mlp_gluon.resident_mlp(packed, x, out, config)
+
+
 def fused_mlp(
     packed: PackedMLP,
     x: torch.Tensor,
@@ -256,8 +298,9 @@ def fused_mlp(
     """``[N, F]`` features (any float dtype, unit stride along F) -> ``[N, C]`` logits.
 
     ``out`` (``[N, C]``, any float dtype) is written in place if given; fp32 otherwise.
-    ``kernel`` picks how weights are read: ``tma``, ``pointer`` or ``auto`` (``tma`` on
-    Hopper and newer, else ``pointer``; ``pointer`` in the interpreter). ``config`` fixes the
+    ``kernel`` picks how weights are read: ``resident`` (kept in shared memory by a
+    persistent Gluon kernel; Hopper, 3-layer students), ``tma``, ``pointer`` or ``auto``
+    (:func:`auto_kernel`). ``config`` fixes the
     meta-parameters (``BLOCK_M``, ``BLOCK_K``, ``BLOCK_H``, ``PIPELINED``, and optionally
     ``num_warps``/``num_stages``) instead of autotuning.
     """
@@ -266,10 +309,12 @@ def fused_mlp(
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got '{kernel}'")
     if kernel == "auto":
-        kernel = "tma" if not INTERPRETED and tma_supported(x.device) else "pointer"
+        kernel = auto_kernel(packed, x.device)
     n, c = x.size(0), packed.out_channels
     if out is None:
         out = torch.empty(n, c, device=x.device, dtype=torch.float32)
+    if kernel == "resident":
+        return _resident(packed, x, out, config)
     chained = packed.pen is not None
     w_first, w_mid, w_pen, w_last = _weight_operands(packed, kernel == "tma")
     args = dict(F=packed.in_channels, C=c, NUM_MID=packed.num_mid, CHAINED=chained)

@@ -1,10 +1,11 @@
-"""Time every tile configuration of the fused student kernel on one shape (GPU only).
+"""Time every tile configuration of the fused student kernels on one shape (GPU only).
 
-The autotuner (``g2m.fused_mlp_triton``) keeps only the winner; this prints them all, for
-both kernels (``tma``: weights through tensor descriptors, Hopper and newer; ``pointer``),
-with each one's error against the fp32 student, so a change to a kernel or to a list can be
-judged. Default shape: GLNN's ogbn-products student (3 x 256, batch norm) over 2,449,029
-nodes with 100 features and 47 classes.
+The autotuners (``g2m.fused_mlp_triton``, ``g2m.fused_mlp_gluon``) keep only the winner;
+this prints them all, for the three kernels (``tma``: weights through tensor descriptors,
+Hopper and newer; ``pointer``; ``resident``: weights kept in shared memory, Hopper, 3-layer
+students), with each one's error against the fp32 student, so a change to a kernel or to a
+list can be judged. Default shape: GLNN's ogbn-products student (3 x 256, batch norm) over
+2,449,029 nodes with 100 features and 47 classes.
 
     python scripts/fused_mlp_configs.py --nodes 2449029 --features 100 --classes 47
 """
@@ -30,7 +31,9 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--inputs", default="fp32,bf16", help="feature dtypes to time (fp32,bf16)")
-    p.add_argument("--kernels", default="pointer,tma", help="kernels to time (pointer,tma)")
+    p.add_argument(
+        "--kernels", default="pointer,tma,resident", help="kernels to time (pointer,tma,resident)"
+    )
     args = p.parse_args()
     torch.manual_seed(0)
     copy = copy_bandwidth("cuda", 2**31)
@@ -53,9 +56,13 @@ def main() -> None:
         for bm, bk, bh, warps, stages, pipelined in table:
             config = dict(BLOCK_M=bm, BLOCK_K=bk, BLOCK_H=bh, PIPELINED=pipelined)
             candidates.append((kernel, config | dict(num_warps=warps, num_stages=stages)))
+    if "resident" in args.kernels:
+        from g2m.fused_mlp_gluon import CONFIGS
+
+        candidates += [("resident", config) for config in CONFIGS]
     rows = []
     for kernel, config in candidates:
-        if config["BLOCK_H"] > packed.hidden:
+        if config.get("BLOCK_H", 0) > packed.hidden:
             continue
         for name in args.inputs.split(","):
             x = inputs[name]

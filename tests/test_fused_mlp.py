@@ -188,3 +188,47 @@ def test_autotuned_fused_backend_on_gpu():
     with torch.no_grad():
         expected = student.to("cuda")(x)
     assert relative_error(engine(x), expected) < 2e-2
+
+
+RESIDENT_CONFIGS = [  # g2m.fused_mlp_gluon.CONFIGS, literal so collection needs no Gluon
+    dict(BLOCK_M=128, HC=128, num_warps=8, BIAS_SMEM=False),
+    dict(BLOCK_M=128, HC=256, num_warps=8, BIAS_SMEM=True),
+    dict(BLOCK_M=64, HC=64, num_warps=4, BIAS_SMEM=True),
+    None,  # autotuned
+]
+
+
+@pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
+def test_resident_kernel_refuses_what_it_cannot_run():
+    from g2m.fused_mlp_triton import fused_mlp
+
+    packed = PackedMLP.from_student(make_student(3, "batch", 100, 256, 47), torch.float32)
+    with pytest.raises(ValueError, match="kernel=.resident. needs"):  # a GPU, or Gluon
+        fused_mlp(packed, torch.randn(10, 100), kernel="resident")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
+@pytest.mark.parametrize("config", RESIDENT_CONFIGS)
+@pytest.mark.parametrize(
+    "shape", [s for s in SHAPES if s[0] == 3] + [(3, "none", 64, 64, 7), (3, "batch", 17, 128, 64)]
+)
+def test_resident_kernel_on_gpu(shape, config):
+    from g2m.fused_mlp_gluon import supported
+    from g2m.fused_mlp_triton import fused_mlp
+
+    student = make_student(*shape).to("cuda")
+    packed = PackedMLP.from_student(student, torch.bfloat16)
+    if not supported(packed, torch.device("cuda")):
+        pytest.skip("the resident kernel needs compute capability 9.x")
+    for rows in (1, 1000, 70001):  # partial tiles, more tiles than programs
+        for dtype in (torch.float32, torch.bfloat16):
+            x = torch.randn(rows, shape[2], device="cuda").to(dtype)
+            out = torch.full((rows, shape[4]), float("nan"), device="cuda")
+            fused_mlp(packed, x, out=out, config=config, kernel="resident")
+            with torch.no_grad():
+                expected = student(x.float())
+            assert bool(out.isfinite().all()), "rows left unwritten"
+            assert relative_error(out, expected) < 2e-2  # bf16 operands, fp32 accumulation
+            assert relative_error(out, packed.reference(x)) < 5e-3
