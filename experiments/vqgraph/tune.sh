@@ -10,7 +10,8 @@
 # (loss.code_temperature, "0.1 0.3"), LAMBDAS (loss.label_weight, "0 0.1"), and KDS
 # (loss.weights.kd, the soft-logit term; default 1; KDS=0 gives codes-only students).
 # SETTINGS (default transductive). GRID=off runs only the glnn and default vq students (the
-# results table's rows). Runs land in OUT_DIR/DATASET/<setting>-seed<s>/<tag>, tag
+# results table's rows). KS (codebook sizes, e.g. "128 2048") adds one vq run per size, each
+# with a codebook of that size (tag K<k>), beside the default size. Runs land in OUT_DIR/DATASET/<setting>-seed<s>/<tag>, tag
 # w<w>-tau<t>-lam<l> (with -kd<k> when KDS is set); then
 #   python -m g2m.report OUT_DIR/DATASET --out OUT_DIR/DATASET/report --by dataset loss tag setting
 # and read the "student val" column. A finished run (metrics.json) is not started again.
@@ -32,6 +33,9 @@ if [ "${1:-}" = "--chain" ]; then  # one chain: --chain SETTING SEED
   }
   run "$dir/glnn" loss=glnn
   run "$dir/vq" loss=vq "teacher.artifact=$dir/glnn/teacher.pt"
+  for k in ${KS:-}; do  # other codebook sizes: a codebook of their own each
+    run "$dir/K$k" loss=vq "teacher.artifact=$dir/glnn/teacher.pt" "codebook.size=$k" "tag=K$k"
+  done
   [ "${GRID:-on}" = off ] && { echo "done $setting seed $seed"; exit 0; }
   for w in ${WEIGHTS:-0.3 1 3 10}; do
     for t in ${TAUS:-0.1 0.3}; do
