@@ -207,6 +207,39 @@ def test_resident_kernel_refuses_what_it_cannot_run():
         fused_mlp(packed, torch.randn(10, 100), kernel="resident")
 
 
+@pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
+@pytest.mark.parametrize("bias_smem", [False, True])
+def test_resident_kernel_compiles_for_hopper_without_a_gpu(bias_smem):
+    """Triton compiles for a target it is not running on (its own ptxas): a CPU machine can
+    check that the Gluon kernel builds for sm_90, uses wgmma and fits in shared memory."""
+    try:
+        import triton
+        from triton.backends.compiler import GPUTarget
+        from triton.experimental.gluon._runtime import GluonASTSource
+
+        from g2m import fused_mlp_gluon
+    except ImportError as err:
+        pytest.skip(f"this Triton has no Gluon: {err}")
+    kernel = fused_mlp_gluon.resident_mlp3_kernel
+    cfg = dict(BLOCK_M=128, HC=128, num_warps=8, BIAS_SMEM=bias_smem)
+    constants = fused_mlp_gluon.kernel_constants(100, 47, 128, 256, 64, cfg)  # products size
+    weights = {"w1_ptr", "w2_ptr", "w3_ptr"}
+    signature = {
+        name: "*bf16" if name in weights else "*fp32" if name.endswith("_ptr") else "i32"
+        for name in kernel.arg_names
+    } | dict.fromkeys(constants, "constexpr")
+    constexprs = {(kernel.arg_names.index(name),): value for name, value in constants.items()}
+    compiled = triton.compile(
+        GluonASTSource(kernel, signature, constexprs),
+        target=GPUTarget("cuda", 90, 32),
+        options={"num_warps": 8},
+    )
+    assert "wgmma.mma_async" in compiled.asm["ptx"]
+    assert compiled.metadata.shared <= fused_mlp_gluon.SHARED_MEMORY_BYTES
+    # the weights (and in shared-bias mode the biases) are resident: 224 KB (+ 2.3 KB)
+    assert compiled.metadata.shared >= 2 * (128 * 256 + 256 * 256 + 256 * 64)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
