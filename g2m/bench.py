@@ -143,12 +143,7 @@ def time_variant(name, engine, x, reference, ceilings: Ceilings, repeats: int) -
         from g2m.fused_mlp_triton import auto_kernel, tuned_config
 
         extra["kernel"] = auto_kernel(engine.packed, x.device)
-        if extra["kernel"] == "resident":
-            from g2m.fused_mlp_gluon import tuned_config as resident_config
-
-            extra["kernel_config"] = str(resident_config())
-        else:
-            extra["kernel_config"] = tuned_config()
+        extra["kernel_config"] = tuned_config(extra["kernel"])
     return extra | dict(
         variant=name,
         ms=ms,

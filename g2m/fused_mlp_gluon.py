@@ -39,6 +39,8 @@ builds.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
@@ -203,29 +205,36 @@ def _mma_layout(num_warps: int, n: int) -> gl.NVMMADistributedLayout:
     )
 
 
-_SM_COUNT: dict[int, int] = {}
-
-
 def _programs(device: torch.device, tiles: int) -> int:
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in _SM_COUNT:
-        _SM_COUNT[index] = torch.cuda.get_device_properties(index).multi_processor_count
-    return max(1, min(tiles, _SM_COUNT[index]))
+    """One program per SM, or one per tile where there are fewer tiles."""
+    sms = torch.cuda.get_device_properties(device).multi_processor_count  # cached by torch
+    return max(1, min(tiles, sms))
 
 
 def kernel_constants(f: int, c: int, k1: int, h: int, c_pad: int, cfg: dict) -> dict:
     """The compile-time arguments of :func:`resident_mlp3_kernel` for a shape and config.
 
     ``f``/``c`` features and classes, ``k1``/``c_pad`` their padded widths, ``h`` the hidden
-    width (the packed student's ``first.size(0)``, ``last.size(1)``, ``hidden``).
+    width (the packed student's ``first.size(0)``, ``last.size(1)``, ``hidden``). Built once
+    per shape and config (the layout objects would otherwise be rebuilt on every call).
     """
-    block_m, warps = cfg["BLOCK_M"], cfg["num_warps"]
-    hc = min(cfg["HC"], h)
+    key = (cfg["BLOCK_M"], cfg["HC"], cfg["num_warps"], cfg["BIAS_SMEM"])
+    return dict(_constants(f, c, k1, h, c_pad, *key))
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(
+    f: int, c: int, k1: int, h: int, c_pad: int, block_m: int, hc: int, warps: int, bias: bool
+) -> dict:
+    hc = min(hc, h)
     if block_m != 16 * warps or h % hc:
-        raise ValueError(f"need BLOCK_M = 16 * num_warps and HC dividing {h}, got {cfg}")
+        raise ValueError(
+            f"need BLOCK_M = 16 * num_warps and HC dividing {h}, got BLOCK_M={block_m}, "
+            f"HC={hc}, num_warps={warps}"
+        )
     bf16 = gl.bfloat16
     return dict(
-        F=f, C=c, K1=k1, H=h, C_PAD=c_pad, HC=hc, BLOCK_M=block_m, BIAS_SMEM=cfg["BIAS_SMEM"],
+        F=f, C=c, K1=k1, H=h, C_PAD=c_pad, HC=hc, BLOCK_M=block_m, BIAS_SMEM=bias,
         acc_h=_mma_layout(warps, h), acc_c=_mma_layout(warps, hc), acc_o=_mma_layout(warps, c_pad),
         load_layout=gl.BlockedLayout([1, 8], [4, 8], [warps, 1], [1, 0]),
         w1_layout=gl.NVMMASharedLayout.get_default_for([k1, h], bf16),

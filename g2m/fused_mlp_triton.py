@@ -214,10 +214,16 @@ def _autotuned(table: list[tuple]):
 _TUNED = {"pointer": _autotuned(GPU_CONFIGS), "tma": _autotuned(TMA_CONFIGS)}
 
 
-def tuned_config() -> str | None:
-    """The autotuner's pick for the last shape it tuned (for benchmark reports)."""
-    for kernel in (_TUNED["tma"], _TUNED["pointer"]):
-        best = getattr(kernel, "best_config", None)
+def tuned_config(kernel: str | None = None) -> str | None:
+    """The autotuner's pick for the last shape it tuned (for benchmark reports): that of
+    ``kernel`` (``resident``, ``tma`` or ``pointer``), or of ``tma`` then ``pointer`` if None."""
+    if kernel == "resident":
+        from g2m.fused_mlp_gluon import tuned_config as resident_config
+
+        best = resident_config()
+        return None if best is None else str(best)
+    for name in (kernel,) if kernel else ("tma", "pointer"):
+        best = getattr(_TUNED[name], "best_config", None)
         if best is not None:
             return str(best)
     return None

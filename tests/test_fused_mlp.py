@@ -190,7 +190,7 @@ def test_autotuned_fused_backend_on_gpu():
     assert relative_error(engine(x), expected) < 2e-2
 
 
-RESIDENT_CONFIGS = [  # g2m.fused_mlp_gluon.CONFIGS, literal so collection needs no Gluon
+RESIDENT_CONFIGS = [  # both bias modes, HC below H, a 4-warp tile; literal: no Gluon import
     dict(BLOCK_M=128, HC=128, num_warps=8, BIAS_SMEM=False),
     dict(BLOCK_M=128, HC=256, num_warps=8, BIAS_SMEM=True),
     dict(BLOCK_M=64, HC=64, num_warps=4, BIAS_SMEM=True),

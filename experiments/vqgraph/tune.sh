@@ -11,8 +11,9 @@
 # (loss.weights.kd, the soft-logit term; default 1; KDS=0 gives codes-only students).
 # SETTINGS (default transductive). GRID=off runs only the glnn and default vq students (the
 # results table's rows). KS (codebook sizes, e.g. "128 2048") adds one vq run per size, each
-# with a codebook of that size (tag K<k>), beside the default size. Runs land in OUT_DIR/DATASET/<setting>-seed<s>/<tag>, tag
-# w<w>-tau<t>-lam<l> (with -kd<k> when KDS is set); then
+# with a codebook of that size (tag K<k>), beside the default size. Runs land in
+# OUT_DIR/DATASET/<setting>-seed<s>/<tag>, tag w<w>-tau<t>-lam<l> (with -kd<k> when KDS is
+# set); then
 #   python -m g2m.report OUT_DIR/DATASET --out OUT_DIR/DATASET/report --by dataset loss tag setting
 # and read the "student val" column. A finished run (metrics.json) is not started again.
 set -euo pipefail
