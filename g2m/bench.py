@@ -112,7 +112,8 @@ def student_cost(args: dict, num_nodes: int, x_bytes: int, out_bytes: int) -> tu
 
 
 def make_engine(student, device: torch.device, name: str):
-    """The inference object for ``backend-dtype[-x16]``, or None where it cannot run here."""
+    """The inference object for ``backend-dtype[-x16][-graph]``, or None where it cannot run
+    here (``-graph``: replayed from a CUDA graph, :class:`g2m.inference.StudentInference`)."""
     from g2m.inference import StudentInference, fused_supported, triton_available
 
     backend, dtype = name.split("-")[:2]
@@ -120,18 +121,23 @@ def make_engine(student, device: torch.device, name: str):
         device.type == "cuda" and triton_available() and fused_supported(student)
     ):
         return None
+    graph = name.endswith("-graph")
+    if graph and device.type != "cuda":
+        return None
     operand = torch.bfloat16 if dtype == "bf16" else torch.float32
-    return StudentInference(student, device, backend, operand)
+    return StudentInference(student, device, backend, operand, cuda_graph=graph)
 
 
 def time_variant(name, engine, x, reference, ceilings: Ceilings, repeats: int) -> dict[str, Any]:
     """ms, nodes/s, floor and error against ``reference`` of one back-end over ``x``.
 
-    A name ending in ``-x16`` feeds features stored in bf16 (a copy made once, outside the
-    timed region); the others read the fp32 features.
+    A name with ``-x16`` feeds features stored in bf16 (a copy made once, outside the timed
+    region); the others read the fp32 features. A ``-graph`` engine is called twice before
+    timing (warm-up, then capture), so only replays are timed.
     """
-    inputs = x.to(torch.bfloat16) if name.endswith("-x16") else x
-    logits = engine(inputs)
+    inputs = x.to(torch.bfloat16) if "-x16" in name else x
+    engine(inputs)
+    logits = engine(inputs).clone()
     ms = median_ms(lambda: engine(inputs), x.device, repeats=repeats, warmup=3)
     nbytes, flops = student_cost(
         engine.student_args, x.size(0), inputs.element_size(), logits.element_size()
@@ -140,10 +146,10 @@ def time_variant(name, engine, x, reference, ceilings: Ceilings, repeats: int) -
     logits = logits.float()
     extra = {}
     if engine.backend == "fused":
-        from g2m.fused_mlp_triton import auto_kernel, tuned_config
+        from g2m.fused_mlp_triton import tuned_config
 
-        extra["kernel"] = auto_kernel(engine.packed, x.device)
-        extra["kernel_config"] = tuned_config(extra["kernel"])
+        extra["kernel"] = engine.kernel
+        extra["kernel_config"] = tuned_config(engine.kernel)
     return extra | dict(
         variant=name,
         ms=ms,
@@ -201,7 +207,15 @@ def latency(teacher, student, x, edge_index, hops: int, device: torch.device) ->
 
 
 DEFAULT_VARIANTS = {
-    "cuda": ["eager-fp32", "eager-bf16", "compile-bf16", "fused-bf16", "fused-bf16-x16"],
+    "cuda": [
+        "eager-fp32",
+        "eager-bf16",
+        "compile-bf16",
+        "fused-bf16",
+        "fused-bf16-x16",
+        "fused-bf16-graph",
+        "fused-bf16-x16-graph",
+    ],
     "cpu": ["eager-fp32", "eager-bf16"],
 }
 
@@ -225,7 +239,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--variants",
         nargs="+",
         default=None,
-        help="student back-ends (backend-dtype[-x16]): " + ", ".join(DEFAULT_VARIANTS["cuda"]),
+        help="student back-ends (backend-dtype[-x16][-graph]): "
+        + ", ".join(DEFAULT_VARIANTS["cuda"]),
     )
     p.add_argument(
         "--fanout",

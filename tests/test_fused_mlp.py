@@ -89,6 +89,11 @@ def test_fused_backend_needs_a_gpu():
         StudentInference(make_student(2, "none", 8, 16, 3), "cpu", backend="fused")
 
 
+def test_cuda_graphs_need_a_gpu():
+    with pytest.raises(ConfigError, match="cuda_graph=True needs a CUDA device"):
+        StudentInference(make_student(2, "none", 8, 16, 3), "cpu", cuda_graph=True)
+
+
 def test_auto_backend_on_cpu_is_the_fp32_student():
     student = make_student(3, "batch", 12, 32, 4)
     engine = StudentInference(student, "cpu")
@@ -188,6 +193,28 @@ def test_autotuned_fused_backend_on_gpu():
     with torch.no_grad():
         expected = student.to("cuda")(x)
     assert relative_error(engine(x), expected) < 2e-2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
+@pytest.mark.parametrize("backend", ["fused", "eager"])
+def test_cuda_graph_replays_follow_the_input(backend):
+    student = make_student(3, "batch", 100, 256, 47)
+    graphed = StudentInference(student, "cuda", backend, cuda_graph=True)
+    plain = StudentInference(student, "cuda", backend)
+    x = torch.randn(3000, 100, device="cuda")
+    torch.testing.assert_close(graphed(x), plain(x))  # eager warm-up
+    replayed = graphed(x)  # captured, then replayed
+    torch.testing.assert_close(replayed, plain(x))
+    x.mul_(-2.0)  # the graph reads the tensor's memory as it is now
+    again = graphed(x)
+    assert again.data_ptr() == replayed.data_ptr()  # the same output, overwritten
+    torch.testing.assert_close(again, plain(x))
+    y = torch.randn(500, 100, device="cuda")  # another input gets a graph of its own
+    for _ in range(3):
+        torch.testing.assert_close(graphed(y), plain(y))
+    torch.testing.assert_close(graphed(x), plain(x))
 
 
 RESIDENT_CONFIGS = [  # both bias modes, HC below H, a 4-warp tile; literal: no Gluon import
