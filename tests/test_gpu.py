@@ -51,4 +51,5 @@ def test_products_config_runs_every_stage_on_gpu(tmp_path, cache_dir):
     metrics = pipeline.run(cfg, tmp_path)
     timings = json.loads((tmp_path / "timings.json").read_text())
     assert timings["inference_device"] == "cuda" and timings["peak_gpu_memory_gb"] > 0
+    assert timings["student_inference_backend"] == "fused-bfloat16"  # as it would be served
     assert metrics["teacher"]["test_acc"] > 0.1  # far above chance (1/47) after 30 epochs

@@ -46,6 +46,7 @@ def test_every_stage_runs_on_a_small_draw_of_the_products_graph(tmp_path, cache_
     assert {"teacher", "codebook", "student"} <= set(metrics)
     timings = json.loads((tmp_path / "timings.json").read_text())
     assert timings["inference_device"] == "cpu"
+    assert timings["student_inference_backend"] == "eager-float32"
     assert timings["student_nodes_per_s"] > 0 and timings["student_epochs_timed"] == 2
     artifact = torch.load(tmp_path / "teacher.pt", weights_only=False)
     assert artifact["logits"].shape == (3000, cfg.dataset.generator.num_classes)
