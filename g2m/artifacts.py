@@ -102,6 +102,9 @@ class CodebookArtifact:
         codes: ``[N]`` each node's nearest code (-1 for held-out nodes).
         similarity: the measure the codes were learnt with (``cosine`` or ``l2``).
         split, dataset, num_features: what the artifact was made for (checked on reuse).
+        logits: ``[N, C]`` the tokenizer's class logits (NaN rows for held-out nodes), the
+            soft labels under ``codebook.soft_labels=tokenizer``; None in artifacts saved
+            before they were stored.
 
     The teacher's soft code assignments are :meth:`assignments` (a function of the
     temperature, which belongs to the distillation objective).
@@ -116,6 +119,7 @@ class CodebookArtifact:
     num_features: int
     metrics: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
+    logits: Tensor | None = None
 
     def assignments(self, temperature: float, nodes: Tensor | None = None) -> Tensor:
         """``[N, K]`` (or ``[len(nodes), K]``) soft assignments; rows sum to 1."""
@@ -132,6 +136,8 @@ class CodebookArtifact:
             "kind": "codebook",
         }
         state |= {k: getattr(self, k).cpu() for k in ("codebook", "embedding", "codes")}
+        if self.logits is not None:
+            state["logits"] = self.logits.cpu()
         return atomic_torch_save(state, path)
 
     @classmethod

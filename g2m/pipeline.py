@@ -42,6 +42,7 @@ from g2m.models import MLPStudent
 from g2m.stages import (
     build,
     needs_codebook,
+    soft_label_source,
     stage_metrics,
     stage_rates,
     train_codebook,
@@ -277,6 +278,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     }
     if codebook is not None:
         metrics["codebook"] = codebook.metrics
+        metrics["student"]["soft_labels"] = soft_label_source(cfg)
     if cfg.get("tag"):
         metrics["tag"] = str(cfg.tag)
     provenance = {k: metrics[k] for k in ("dataset", "setting", "seed")} | {

@@ -10,6 +10,7 @@ student. The full-graph stages run on one device; the student stage runs on
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from g2m.lit.distributed import single_device, student_trainer_kwargs
 from g2m.lit.fit import StageResult, fit_and_test
 from g2m.models import GNNTeacher, MLPStudent, predict_full_graph
 from g2m.timing import median_ms
+
+log = logging.getLogger("g2m")
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:
@@ -112,6 +115,11 @@ def train_codebook(
     c = cfg.codebook
     num_classes = int(graph.y.max()) + 1
     encoder = build(cfg.teacher.model, in_channels=graph.num_features, out_channels=c.dim)
+    graph_classifier = None
+    if c.classifier == "graph":  # one convolution of the teacher's kind over the codes
+        graph_classifier = build(
+            cfg.teacher.model, in_channels=c.dim, out_channels=num_classes, num_layers=1
+        )
     model = GraphTokenizer(
         encoder,
         graph.num_features,
@@ -123,6 +131,7 @@ def train_codebook(
         kmeans_init=c.kmeans_init,
         dead_code_threshold=c.dead_code_threshold,
         self_loops=cfg.teacher.self_loops,
+        graph_classifier=graph_classifier,
     )
     system = CodebookSystem(
         model,
@@ -136,11 +145,13 @@ def train_codebook(
         seed=cfg.seed,
     )
     result = fit_stage(system, "codebook", cfg, run_dir, logger, full_graph=True)
-    embedding, codes = encode_observed(system)
+    embedding, codes, logits = encode_observed(system)
     full_embedding = torch.full((split.num_nodes, embedding.size(1)), float("nan"))
+    full_logits = torch.full((split.num_nodes, num_classes), float("nan"))
     full_codes = torch.full((split.num_nodes,), -1, dtype=torch.long)
     observed = split.observed
     full_embedding[observed], full_codes[observed] = embedding.cpu(), codes.cpu()
+    full_logits[observed] = logits.cpu()
     metrics = {
         "val_acc": result.val_acc,
         "test_acc": result.test["acc"],
@@ -148,6 +159,7 @@ def train_codebook(
         "epochs": result.epochs_run,
         "size": int(c.size),
         "codes_used": int(codes.unique().numel()),
+        "classifier": str(c.classifier),
     }
     return CodebookArtifact(
         model.codebook.cpu(),
@@ -159,7 +171,34 @@ def train_codebook(
         graph.num_features,
         metrics=metrics,
         timings={"seconds": round(result.seconds, 2), **stage_rates(result)},
+        logits=full_logits,
     )
+
+
+def soft_label_source(cfg: DictConfig) -> str:
+    """Whose logits the student distils: ``teacher`` (the SAGE/GCN/GAT teacher) or
+    ``tokenizer`` (the codebook stage's class head, VQGraph's released design)."""
+    return str(cfg.codebook.soft_labels) if "codebook" in cfg else "teacher"
+
+
+def distilled_logits(
+    cfg: DictConfig, teacher: TeacherArtifact, codebook: CodebookArtifact | None
+) -> torch.Tensor:
+    """The ``[N, C]`` soft-label logits of the student stage (see :func:`soft_label_source`)."""
+    if soft_label_source(cfg) != "tokenizer":
+        return teacher.logits
+    if codebook is None or codebook.logits is None:
+        raise ConfigError(
+            "codebook.soft_labels=tokenizer needs the tokenizer's class logits, and this "
+            "codebook artifact has none (it was saved before they were stored): retrain the "
+            "codebook (drop codebook.artifact) or use codebook.soft_labels=teacher."
+        )
+    if codebook.metrics.get("classifier") == "linear":
+        log.warning(
+            "codebook.soft_labels=tokenizer with a linear class head: the soft labels take "
+            "one value per code; codebook.classifier=graph gives them per node."
+        )
+    return codebook.logits
 
 
 def train_student(
@@ -185,7 +224,7 @@ def train_student(
         objective,
         graph.x,
         graph.y,
-        teacher.logits,
+        distilled_logits(cfg, teacher, codebook),
         teacher_embedding,
         split,
         lr=s.optim.lr,

@@ -48,6 +48,8 @@ CHECKS: list[Check] = [
     ("student.batch_size", _int(1), "an integer >= 1 (or null: one full batch)"),
     ("loss.label_weight", _number(lambda v: 0 <= v <= 1), "a number in [0, 1]"),
     ("loss.temperature", _number(lambda v: v > 0), "a number > 0"),
+    ("codebook.classifier", lambda v: v in ("linear", "graph"), "'linear' or 'graph'"),
+    ("codebook.soft_labels", lambda v: v in ("teacher", "tokenizer"), "'teacher' or 'tokenizer'"),
     ("dataset.generator.num_nodes", _int(2), "an integer >= 2"),
     ("dataset.generator.num_classes", _int(2), "an integer >= 2"),
     ("dataset.generator.num_features", _int(1), "an integer >= 1"),
@@ -57,6 +59,7 @@ CHECKS: list[Check] = [
 
 
 OPTIONAL = (
+    "codebook.",
     "dataset.generator",
     "dataset.val_size",
     "dataset.test_size",

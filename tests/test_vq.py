@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from g2m import pipeline, stages
-from g2m.artifacts import CodebookArtifact
+from g2m.artifacts import CodebookArtifact, TeacherArtifact
 from g2m.data.splits import make_split
 from g2m.errors import ArtifactError, ConfigError
 from g2m.lit.codebook import CodebookSystem
@@ -94,11 +94,34 @@ def test_objective_refuses_to_run_without_a_codebook():
         CodeDistillation()(vq_batch(torch.randn(3, 4), torch.randn(3, 4)))
 
 
-def make_tokenizer(graph, size=16, dim=8):
+def make_tokenizer(graph, size=16, dim=8, graph_head=False):
     from torch_geometric.nn.models import GraphSAGE
 
     encoder = GraphSAGE(graph.num_features, 16, num_layers=2, out_channels=dim)
-    return GraphTokenizer(encoder, graph.num_features, 3, codebook_size=size, kmeans_init=False)
+    head = GraphSAGE(dim, 16, num_layers=1, out_channels=3) if graph_head else None
+    return GraphTokenizer(
+        encoder,
+        graph.num_features,
+        3,
+        codebook_size=size,
+        kmeans_init=False,
+        graph_classifier=head,
+    )
+
+
+def test_only_the_graph_class_head_tells_apart_nodes_that_share_a_code(tiny_graph):
+    adj_t = make_tokenizer(tiny_graph).adjacency(tiny_graph.edge_index, tiny_graph.num_nodes)
+    codes = torch.randn(4, 8)
+    assigned = torch.arange(tiny_graph.num_nodes) % 4
+    quantized = codes[assigned]  # every node holds one of 4 codes
+    for graph_head in (False, True):
+        tokenizer = make_tokenizer(tiny_graph, graph_head=graph_head)
+        logits = tokenizer.class_logits(quantized, adj_t)
+        assert logits.shape == (tiny_graph.num_nodes, 3)
+        same_code = logits[assigned == 0]
+        spread = (same_code - same_code[0]).abs().max().item()
+        # linear: one logit row per code; graph: it depends on the neighbours' codes too
+        assert (spread > 1e-4) == graph_head
 
 
 def test_codebook_stage_loss_terms_are_finite_and_structure_uses_sampled_pairs(tiny_graph):
@@ -118,6 +141,17 @@ def test_codebook_stage_loss_terms_are_finite_and_structure_uses_sampled_pairs(t
     loss.backward()
     encoder_grads = [p.grad for p in system.model.encoder.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in encoder_grads)
+
+
+def test_codebook_stage_trains_the_graph_class_head(tiny_graph):
+    split = make_split(tiny_graph, "cpf", 0, 0.2, 5, 5)
+    weights = {"ce": 1.0, "feature": 0.0, "structure": 0.0}
+    system = CodebookSystem(
+        make_tokenizer(tiny_graph, graph_head=True), tiny_graph, split, 0.01, 0.0, weights
+    )
+    system.training_step(torch.zeros(1), 0).backward()
+    head_grads = [p.grad for p in system.model.classifier.parameters()]
+    assert head_grads and all(g is not None and g.abs().sum() > 0 for g in head_grads)
 
 
 def test_codebook_stage_rejects_bad_weights(tiny_graph):
@@ -140,9 +174,10 @@ def test_codebook_artifact_round_trips_and_refuses_a_mismatch(tiny_graph, tmp_pa
         "synthetic",
         8,
         metrics={"val_acc": 0.5},
+        logits=torch.randn(n, 3),
     )
     loaded = CodebookArtifact.load(artifact.save(tmp_path / "codebook.pt"))
-    for name in ("codebook", "embedding", "codes"):
+    for name in ("codebook", "embedding", "codes", "logits"):
         torch.testing.assert_close(getattr(loaded, name), getattr(artifact, name), equal_nan=True)
     assert loaded.split.same_as(split) and loaded.metrics == {"val_acc": 0.5}
     rows = loaded.assignments(0.5, split.observed)
@@ -195,3 +230,63 @@ def test_codebook_similarity_is_shared_by_both_sides_by_default():
     cfg = compose_config(["loss=vq", "codebook.similarity=l2"])
     assert cfg.loss.similarity == "l2"
     assert stages.build_objective(cfg.loss).similarity == "l2"
+
+
+def test_tokenizer_soft_labels_end_to_end_on_held_out_nodes(tmp_path, cache_dir):
+    overrides = (*VQ_TINY, "codebook.classifier=graph", "codebook.soft_labels=tokenizer")
+    cfg = compose_config(tiny_overrides(cache_dir, *overrides, "setting=inductive"))
+    metrics = pipeline.run(cfg, tmp_path)
+    assert metrics["student"]["soft_labels"] == "tokenizer"
+    assert metrics["codebook"]["classifier"] == "graph"
+    assert metrics["student"]["test_acc"] > 0.5
+    artifact = CodebookArtifact.load(tmp_path / "codebook.pt")
+    teacher = TeacherArtifact.load(tmp_path / "teacher.pt")
+    split = artifact.split
+    assert torch.isnan(artifact.logits[split.test_ind]).all()
+    observed = artifact.logits[split.observed]
+    assert torch.isfinite(observed).all()
+    # the student distils the tokenizer's logits, not the GNN teacher's
+    chosen = stages.distilled_logits(cfg, teacher, artifact)
+    assert chosen is artifact.logits and not torch.equal(observed, teacher.logits[split.observed])
+    default = compose_config(tiny_overrides(cache_dir, *VQ_TINY))
+    assert stages.distilled_logits(default, teacher, artifact) is teacher.logits
+
+
+def toy_codebook(graph, **fields) -> CodebookArtifact:
+    """A 4-code artifact for ``graph`` (``fields``: metrics, logits)."""
+    n = graph.num_nodes
+    codes = torch.zeros(n, dtype=torch.long)
+    split = make_split(graph, "cpf", 0, 0.0, 5, 5)
+    return CodebookArtifact(
+        torch.randn(4, 2), torch.randn(n, 2), codes, "cosine", split, "synthetic", 8, **fields
+    )
+
+
+def test_tokenizer_soft_labels_refuse_a_codebook_without_logits(tiny_graph):
+    old = toy_codebook(tiny_graph)
+    cfg = compose_config(["loss=vq", "codebook.soft_labels=tokenizer"])
+    with pytest.raises(ConfigError, match="retrain the codebook"):
+        stages.distilled_logits(cfg, None, old)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("codebook.classifier=mlp", "codebook.classifier"),
+        ("codebook.soft_labels=gnn", "codebook.soft_labels"),
+    ],
+)
+def test_codebook_options_are_checked_before_anything_runs(override, key, tmp_path):
+    cfg = compose_config(["loss=vq", override])
+    with pytest.raises(ConfigError, match=key):
+        pipeline.run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_tokenizer_soft_labels_from_a_linear_head_warn(tiny_graph, caplog):
+    logits = torch.randn(tiny_graph.num_nodes, 3)
+    linear = toy_codebook(tiny_graph, metrics={"classifier": "linear"}, logits=logits)
+    cfg = compose_config(["loss=vq", "codebook.soft_labels=tokenizer"])
+    with caplog.at_level("WARNING", logger="g2m"):
+        assert stages.distilled_logits(cfg, None, linear) is linear.logits
+    assert "one value per code" in caplog.text

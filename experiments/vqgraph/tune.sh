@@ -11,7 +11,10 @@
 # (loss.weights.kd, the soft-logit term; default 1; KDS=0 gives codes-only students).
 # SETTINGS (default transductive). GRID=off runs only the glnn and default vq students (the
 # results table's rows). KS (codebook sizes, e.g. "128 2048") adds one vq run per size, each
-# with a codebook of that size (tag K<k>), beside the default size. Runs land in
+# with a codebook of that size (tag K<k>), beside the default size. TOKENIZER=on adds the
+# released VQGraph design, where the tokenizer is the teacher: a codebook with a graph class
+# head whose logits are the soft labels (tag tok), and the same without the code term, i.e.
+# GLNN from that tokenizer (tag tok-w0). Runs land in
 # OUT_DIR/DATASET/<setting>-seed<s>/<tag>, tag w<w>-tau<t>-lam<l> (with -kd<k> when KDS is
 # set); then
 #   python -m g2m.report OUT_DIR/DATASET --out OUT_DIR/DATASET/report --by dataset loss tag setting
@@ -37,6 +40,13 @@ if [ "${1:-}" = "--chain" ]; then  # one chain: --chain SETTING SEED
   for k in ${KS:-}; do  # other codebook sizes: a codebook of their own each
     run "$dir/K$k" loss=vq "teacher.artifact=$dir/glnn/teacher.pt" "codebook.size=$k" "tag=K$k"
   done
+  if [ "${TOKENIZER:-off}" = on ]; then  # the released design: the VQ-GNN is the teacher
+    run "$dir/tok" loss=vq "teacher.artifact=$dir/glnn/teacher.pt" codebook.classifier=graph \
+      codebook.soft_labels=tokenizer tag=tok
+    run "$dir/tok-w0" loss=vq "teacher.artifact=$dir/glnn/teacher.pt" \
+      "codebook.artifact=$dir/tok/codebook.pt" codebook.soft_labels=tokenizer \
+      loss.weights.code=0 tag=tok-w0
+  fi
   [ "${GRID:-on}" = off ] && { echo "done $setting seed $seed"; exit 0; }
   for w in ${WEIGHTS:-0.3 1 3 10}; do
     for t in ${TAUS:-0.1 0.3}; do

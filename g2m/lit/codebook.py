@@ -25,6 +25,9 @@ uniformly random node pairs per edge as ``negatives_per_edge`` (random pairs are
 with probability 1 - E/N^2). Memory is O(N + E).
 
 Selection is on the validation accuracy of the class head on :math:`q`, like every stage.
+The class head is linear on each node's own code by default, or a graph convolution over
+the codes of its neighbourhood (``codebook.classifier=graph``, the released VQGraph
+teacher's design); :math:`W_c q_i` above then reads :math:`\mathrm{GNN}_c(q)_i`.
 """
 
 from __future__ import annotations
@@ -132,7 +135,9 @@ class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
             pos, torch.ones_like(pos)
         ) + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
         return {
-            "ce": F.cross_entropy(self.model.classifier(quantized[train]).float(), g.y[train]),
+            "ce": F.cross_entropy(
+                self.model.class_logits(quantized, g.adj_t)[train].float(), g.y[train]
+            ),
             "feature": F.mse_loss(self.model.feature_decoder(quantized).float(), g.x.float()),
             "structure": structure,
             "commitment": out.commitment,
@@ -149,7 +154,7 @@ class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
 
     def _class_accuracy(self, part: str) -> Tensor:
         g, idx = self.observed, self.local[part]
-        logits = self.model.classifier(self.model(g.x, g.adj_t).quantized[idx])
+        logits = self.model.class_logits(self.model(g.x, g.adj_t).quantized, g.adj_t)[idx]
         return accuracy(
             logits.argmax(-1), g.y[idx], task="multiclass", num_classes=self.num_classes
         )
@@ -164,8 +169,9 @@ class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
 
 
 @torch.no_grad()
-def encode_observed(system: CodebookSystem) -> tuple[Tensor, Tensor]:
-    """Eval-mode ``(embedding [N_obs, D], codes [N_obs])`` of the observed graph.
+def encode_observed(system: CodebookSystem) -> tuple[Tensor, Tensor, Tensor]:
+    """Eval-mode ``(embedding [N_obs, D], codes [N_obs], class logits [N_obs, C])`` of the
+    observed graph.
 
     Runs where the graph sits after training (the GPU, for a GPU run: at products scale the
     CPU would take minutes); after fitting Lightning may have moved the model back to the
@@ -173,5 +179,6 @@ def encode_observed(system: CodebookSystem) -> tuple[Tensor, Tensor]:
     """
     system.eval()
     g = system.observed
-    out = system.model.to(g.x.device)(g.x, g.adj_t)
-    return out.embedding.float(), out.codes
+    model = system.model.to(g.x.device)
+    out = model(g.x, g.adj_t)
+    return out.embedding.float(), out.codes, model.class_logits(out.quantized, g.adj_t).float()

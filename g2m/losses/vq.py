@@ -31,7 +31,11 @@ Where this deviates from the released code, on purpose:
 - the student is selected on validation accuracy (the release's transductive loop selects
   on test accuracy) — that is the framework's rule for every stage (:mod:`g2m.lit.fit`);
 - each node's teacher assignment is looked up by node id (the release indexes a node-ordered
-  matrix by position in a train/val/test-ordered list).
+  matrix by position in a train/val/test-ordered list);
+- the soft labels come from the GNN teacher stage by default; in the release the VQ tokenizer
+  is the teacher (a graph layer after the quantiser). ``codebook.classifier=graph
+  codebook.soft_labels=tokenizer`` runs that arrangement; on CPF it lost to GLNN on the
+  Amazon sets (experiments/vqgraph/README.md).
 """
 
 from __future__ import annotations

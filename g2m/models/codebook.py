@@ -80,6 +80,11 @@ class GraphTokenizer(nn.Module):
         kmeans_init: initialise the codebook by k-means on the first batch.
         dead_code_threshold: re-seed codes used fewer times than this per step (0: off).
         self_loops: aggregate over each node's neighbourhood and itself (as the teacher).
+        graph_classifier: None for a linear class head on each node's own code
+            :math:`W_c q_i`; or a one-layer PyG GNN (D -> C) that classifies from the codes
+            of the node's neighbourhood, as the released VQGraph teacher does (a graph
+            convolution after the quantiser). Only the latter gives class logits that vary
+            within a code, so only it makes the tokenizer usable as the soft-label teacher.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class GraphTokenizer(nn.Module):
         kmeans_init: bool = True,
         dead_code_threshold: float = 0.0,
         self_loops: bool = False,
+        graph_classifier: BasicGNN | None = None,
     ):
         super().__init__()
         from vector_quantize_pytorch import VectorQuantize
@@ -118,7 +124,11 @@ class GraphTokenizer(nn.Module):
         )
         self.feature_decoder = nn.Linear(dim, num_features)
         self.structure_decoder = nn.Linear(dim, dim)
-        self.classifier = nn.Linear(dim, num_classes)
+        self.classifier: nn.Module = (
+            nn.Linear(dim, num_classes)
+            if graph_classifier is None
+            else GNNTeacher(graph_classifier, self_loops=self_loops)
+        )
 
     def adjacency(self, edge_index: Tensor, num_nodes: int) -> Tensor:
         return self.encoder.adjacency(edge_index, num_nodes)
@@ -134,6 +144,13 @@ class GraphTokenizer(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             quantized, codes, commitment = self.quantizer(embedding.float())
         return TokenizerOutput(embedding, quantized, codes, commitment.sum())
+
+    def class_logits(self, quantized: Tensor, adj_t: Tensor) -> Tensor:
+        """``[N, C]`` class logits from the codes: :math:`W_c q_i` (linear head) or a graph
+        convolution over :math:`\\{q_j : j \\in \\mathcal{N}(i)\\}` (graph head)."""
+        if isinstance(self.classifier, GNNTeacher):
+            return self.classifier(quantized, adj_t)
+        return self.classifier(quantized)
 
     def structure_logits(self, quantized: Tensor, source: Tensor, target: Tensor) -> Tensor:
         """Edge scores :math:`\\langle W q_i, W q_j \\rangle` for the given node pairs."""
