@@ -27,7 +27,7 @@ with probability 1 - E/N^2). Memory is O(N + E).
 Selection is on the validation accuracy of the class head on :math:`q`, like every stage.
 The class head is linear on each node's own code by default, or a graph convolution over
 the codes of its neighbourhood (``codebook.classifier=graph``, the released VQGraph
-teacher's design); :math:`W_c q_i` above then reads :math:`\mathrm{GNN}_c(q)_i`.
+teacher's design); :math:`W_c q_i` above then reads :math:`\\mathrm{GNN}_c(q)_i`.
 """
 
 from __future__ import annotations

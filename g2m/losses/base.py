@@ -113,7 +113,7 @@ def label_cross_entropy(batch: DistillationBatch) -> Tensor:
 def kl_divergence(
     student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0
 ) -> Tensor:
-    """:math:`\mathrm{KL}(\mathrm{softmax}(z_t/T) \| \mathrm{softmax}(z_s/T))`, mean over rows.
+    r""":math:`\mathrm{KL}(\mathrm{softmax}(z_t/T) \| \mathrm{softmax}(z_s/T))`, mean over rows.
 
     Both sides are passed as log-probabilities (``log_target=True``), the form
     :func:`torch.nn.functional.kl_div` expects; the teacher side carries no gradient.
@@ -124,7 +124,7 @@ def kl_divergence(
 
 
 def softened_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
-    """:math:`T^2\,\mathrm{KL}(\mathrm{softmax}(z_t/T) \| \mathrm{softmax}(z_s/T))`, node mean.
+    r""":math:`T^2\,\mathrm{KL}(\mathrm{softmax}(z_t/T) \| \mathrm{softmax}(z_s/T))`, node mean.
 
     The :math:`T^2` factor (Hinton et al., 2015) keeps gradient magnitudes comparable across
     temperatures; see :func:`kl_divergence`.
