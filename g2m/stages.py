@@ -43,7 +43,13 @@ def build_objective(node: DictConfig) -> Any:
 
 
 def fit_stage(
-    system: Any, stage: str, cfg: DictConfig, run_dir: Path, logger: Any, full_graph: bool
+    system: Any,
+    stage: str,
+    cfg: DictConfig,
+    run_dir: Path,
+    logger: Any,
+    full_graph: bool,
+    callbacks: tuple[Any, ...] = (),
 ) -> StageResult:
     """:func:`fit_and_test` with ``<stage>.max_epochs``/``patience`` and the tie rule; a
     full-graph stage runs on one device (:mod:`g2m.lit.distributed`)."""
@@ -57,6 +63,7 @@ def fit_stage(
         logger,
         single_device(trainer) if full_graph else student_trainer_kwargs(trainer),
         on_tie=cfg.selection.on_tie,
+        extra_callbacks=callbacks,
     )
 
 
@@ -178,7 +185,8 @@ def train_codebook(
 def soft_label_source(cfg: DictConfig) -> str:
     """Whose logits the student distils: ``teacher`` (the SAGE/GCN/GAT teacher) or
     ``tokenizer`` (the codebook stage's class head, VQGraph's released design)."""
-    return str(cfg.codebook.soft_labels) if "codebook" in cfg else "teacher"
+    # configs saved before the key existed distilled the teacher's logits
+    return str(cfg.codebook.get("soft_labels", "teacher")) if "codebook" in cfg else "teacher"
 
 
 def distilled_logits(
@@ -209,7 +217,9 @@ def train_student(
     run_dir: Path,
     logger: Any,
     codebook: CodebookArtifact | None = None,
+    callbacks: tuple[Any, ...] = (),
 ) -> tuple[MLPStudent, StageResult]:
+    """Distil the student from the stored artifacts; ``callbacks`` watch its Trainer."""
     s = cfg.student
     model = build(s.model, in_channels=graph.num_features, out_channels=teacher.logits.size(1))
     objective = build_objective(cfg.loss)
@@ -233,7 +243,7 @@ def train_student(
         seed=cfg.seed,
         edge_index=observed_edges(graph, split) if objective.needs_edges else None,
     )
-    result = fit_stage(system, "student", cfg, run_dir, logger, full_graph=False)
+    result = fit_stage(system, "student", cfg, run_dir, logger, False, callbacks)
     return model.cpu().eval(), result
 
 

@@ -14,6 +14,17 @@ from g2m.data.synthetic import make_csbm
 FAST = ["logger=none", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
 
 
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` (the scripts are not a package) as a module."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def compose_config(overrides: list[str]):
     """The real shipped config, composed as ``python -m g2m.train`` would."""
     with initialize_config_module("g2m.configs", version_base="1.3"):

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "lfd_graph_stats.py"
+from tests.conftest import load_script
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("lfd_graph_stats", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("lfd_graph_stats")
 
 
 def test_path_graph_statistics():

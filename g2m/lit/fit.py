@@ -57,10 +57,13 @@ def fit_and_test(
     logger: Any,
     trainer_kwargs: dict[str, Any],
     on_tie: str = "latest",
+    extra_callbacks: tuple[pl.Callback, ...] = (),
 ) -> StageResult:
     """Train ``system`` with early stopping on ``{stage}/val/acc``; test the best checkpoint.
 
     ``on_tie`` is the tie rule of :mod:`g2m.lit.selection` (``first`` or ``latest``).
+    ``extra_callbacks`` watch the run (e.g. ``scripts/test_selection_gap.py``'s per-epoch
+    test curve); selection stays on validation whatever they do.
     """
     if max_epochs < 1 or patience < 1:
         raise ConfigError(f"{stage}.max_epochs and {stage}.patience must be >= 1.")
@@ -76,6 +79,7 @@ def fit_and_test(
         StopOnNonFiniteLoss(stage, str(checkpoint_dir)),
         throughput,  # stops its clock before the buffers are synchronised
         SyncBuffersBeforeEvaluation(),
+        *extra_callbacks,
     ]
     if trainer_kwargs.pop("enable_progress_bar", True):
         callbacks.append(StageProgressBar(stage))
