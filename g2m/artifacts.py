@@ -103,8 +103,8 @@ class CodebookArtifact:
         similarity: the measure the codes were learnt with (``cosine`` or ``l2``).
         split, dataset, num_features: what the artifact was made for (checked on reuse).
         logits: ``[N, C]`` the tokenizer's class logits (NaN rows for held-out nodes), the
-            soft labels under ``codebook.soft_labels=tokenizer``; None in artifacts saved
-            before they were stored.
+            soft labels under ``codebook.soft_labels=tokenizer``; stored only for a graph
+            class head (``codebook.classifier=graph``), None otherwise.
 
     The teacher's soft code assignments are :meth:`assignments` (a function of the
     temperature, which belongs to the distillation objective).

@@ -10,7 +10,6 @@ student. The full-graph stages run on one device; the student stage runs on
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,6 @@ from g2m.lit.distributed import single_device, student_trainer_kwargs
 from g2m.lit.fit import StageResult, fit_and_test
 from g2m.models import GNNTeacher, MLPStudent, predict_full_graph
 from g2m.timing import median_ms
-
-log = logging.getLogger("g2m")
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:
@@ -154,11 +151,15 @@ def train_codebook(
     result = fit_stage(system, "codebook", cfg, run_dir, logger, full_graph=True)
     embedding, codes, logits = encode_observed(system)
     full_embedding = torch.full((split.num_nodes, embedding.size(1)), float("nan"))
-    full_logits = torch.full((split.num_nodes, num_classes), float("nan"))
     full_codes = torch.full((split.num_nodes,), -1, dtype=torch.long)
     observed = split.observed
     full_embedding[observed], full_codes[observed] = embedding.cpu(), codes.cpu()
-    full_logits[observed] = logits.cpu()
+    # only a graph head's logits can serve as soft labels (a linear head's take one value
+    # per code), so only they are stored: N x C floats, 0.5 GB at products scale
+    full_logits = None
+    if c.classifier == "graph":
+        full_logits = torch.full((split.num_nodes, num_classes), float("nan"))
+        full_logits[observed] = logits.cpu()
     metrics = {
         "val_acc": result.val_acc,
         "test_acc": result.test["acc"],
@@ -198,13 +199,10 @@ def distilled_logits(
     if codebook is None or codebook.logits is None:
         raise ConfigError(
             "codebook.soft_labels=tokenizer needs the tokenizer's class logits, and this "
-            "codebook artifact has none (it was saved before they were stored): retrain the "
-            "codebook (drop codebook.artifact) or use codebook.soft_labels=teacher."
-        )
-    if codebook.metrics.get("classifier") == "linear":
-        log.warning(
-            "codebook.soft_labels=tokenizer with a linear class head: the soft labels take "
-            "one value per code; codebook.classifier=graph gives them per node."
+            "codebook has none: only a tokenizer with codebook.classifier=graph stores them "
+            "(a linear head's logits take one value per code). Retrain the codebook with "
+            "codebook.classifier=graph (without codebook.artifact), or use "
+            "codebook.soft_labels=teacher."
         )
     return codebook.logits
 

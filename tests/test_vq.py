@@ -206,6 +206,7 @@ def test_vq_end_to_end_on_a_synthetic_graph(setting, tmp_path, cache_dir):
     assert torch.isnan(artifact.embedding[split.test_ind]).all()
     assert not torch.isnan(artifact.embedding[split.observed]).any()
     assert (artifact.codes[split.test_ind] == -1).all()
+    assert artifact.logits is None  # a linear class head's logits are not soft labels
 
 
 def test_vq_student_reuses_stored_teacher_and_codebook(tmp_path, cache_dir):
@@ -252,21 +253,17 @@ def test_tokenizer_soft_labels_end_to_end_on_held_out_nodes(tmp_path, cache_dir)
     assert stages.distilled_logits(default, teacher, artifact) is teacher.logits
 
 
-def toy_codebook(graph, **fields) -> CodebookArtifact:
-    """A 4-code artifact for ``graph`` (``fields``: metrics, logits)."""
-    n = graph.num_nodes
-    codes = torch.zeros(n, dtype=torch.long)
-    split = make_split(graph, "cpf", 0, 0.0, 5, 5)
-    return CodebookArtifact(
-        torch.randn(4, 2), torch.randn(n, 2), codes, "cosine", split, "synthetic", 8, **fields
-    )
-
-
 def test_tokenizer_soft_labels_refuse_a_codebook_without_logits(tiny_graph):
-    old = toy_codebook(tiny_graph)
+    # what a linear class head (the default) stores, and every codebook saved before logits
+    n = tiny_graph.num_nodes
+    codes = torch.zeros(n, dtype=torch.long)
+    split = make_split(tiny_graph, "cpf", 0, 0.0, 5, 5)
+    linear = CodebookArtifact(
+        torch.randn(4, 2), torch.randn(n, 2), codes, "cosine", split, "synthetic", 8
+    )
     cfg = compose_config(["loss=vq", "codebook.soft_labels=tokenizer"])
-    with pytest.raises(ConfigError, match="retrain the codebook"):
-        stages.distilled_logits(cfg, None, old)
+    with pytest.raises(ConfigError, match="Retrain the codebook with codebook.classifier=graph"):
+        stages.distilled_logits(cfg, None, linear)
 
 
 @pytest.mark.parametrize(
@@ -281,12 +278,3 @@ def test_codebook_options_are_checked_before_anything_runs(override, key, tmp_pa
     with pytest.raises(ConfigError, match=key):
         pipeline.run(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
-
-
-def test_tokenizer_soft_labels_from_a_linear_head_warn(tiny_graph, caplog):
-    logits = torch.randn(tiny_graph.num_nodes, 3)
-    linear = toy_codebook(tiny_graph, metrics={"classifier": "linear"}, logits=logits)
-    cfg = compose_config(["loss=vq", "codebook.soft_labels=tokenizer"])
-    with caplog.at_level("WARNING", logger="g2m"):
-        assert stages.distilled_logits(cfg, None, linear) is linear.logits
-    assert "one value per code" in caplog.text
