@@ -240,6 +240,7 @@ def train_student(
         batch_size=s.batch_size,
         seed=cfg.seed,
         edge_index=observed_edges(graph, split) if objective.needs_edges else None,
+        distill_val=bool(s.get("distill_val", True)),
     )
     result = fit_stage(system, "student", cfg, run_dir, logger, False, callbacks)
     return model.cpu().eval(), result

@@ -46,6 +46,7 @@ CHECKS: list[Check] = [
     *_model_checks("teacher"),
     *_model_checks("student"),
     ("student.batch_size", _int(1), "an integer >= 1 (or null: one full batch)"),
+    ("student.distill_val", lambda v: isinstance(v, bool), "true or false"),
     ("loss.label_weight", _number(lambda v: 0 <= v <= 1), "a number in [0, 1]"),
     ("loss.temperature", _number(lambda v: v > 0), "a number > 0"),
     ("codebook.classifier", lambda v: v in ("linear", "graph"), "'linear' or 'graph'"),

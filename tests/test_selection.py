@@ -74,3 +74,44 @@ def test_patience_restarts_on_a_tie_only_under_latest(on_tie, epochs_run, tmp_pa
 def test_unknown_tie_rule_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="first"):
         selection_callbacks("x/val/acc", 3, str(tmp_path), "best")
+
+
+def test_validation_nodes_can_be_left_out_of_the_distillation_pool(tiny_graph):
+    from g2m.data.splits import make_split
+    from g2m.lit.student import StudentSystem
+    from g2m.losses.glnn import SoftLogitDistillation
+    from g2m.models.student import MLPStudent
+
+    split = make_split(tiny_graph, "cpf", 0, 0.2, 5, 5)
+    logits = torch.randn(tiny_graph.num_nodes, 3)
+
+    def system(distill_val):
+        student = MLPStudent(tiny_graph.num_features, 8, 3)
+        return StudentSystem(
+            student,
+            SoftLogitDistillation(),
+            tiny_graph.x,
+            tiny_graph.y,
+            logits,
+            None,
+            split,
+            0.01,
+            0.0,
+            None,
+            distill_val=distill_val,
+        )
+
+    assert torch.equal(system(True).pool, split.observed)
+    pool = system(False).pool
+    assert not torch.isin(pool, split.val).any()
+    assert torch.isin(pool, split.observed).all()
+    assert pool.numel() == split.observed.numel() - split.val.numel()
+
+
+def test_distill_val_must_be_a_boolean(tmp_path):
+    from g2m import pipeline
+    from g2m.errors import ConfigError
+    from tests.conftest import compose_config
+
+    with pytest.raises(ConfigError, match="student.distill_val"):
+        pipeline.run(compose_config(["student.distill_val=maybe"]), tmp_path / "run")

@@ -14,7 +14,8 @@
 # with a codebook of that size (tag K<k>), beside the default size. TOKENIZER=on adds the
 # released VQGraph design, where the tokenizer is the teacher: a codebook with a graph class
 # head whose logits are the soft labels (tag tok), and the same without the code term, i.e.
-# GLNN from that tokenizer (tag tok-w0). Runs land in
+# GLNN from that tokenizer (tag tok-w0). NOVAL=on reruns the glnn, vq (and tok) students
+# with student.distill_val=false, from the same artifacts (tags noval, tok-noval). Runs land in
 # OUT_DIR/DATASET/<setting>-seed<s>/<tag>, tag w<w>-tau<t>-lam<l> (with -kd<k> when KDS is
 # set); then
 #   python -m g2m.report OUT_DIR/DATASET --out OUT_DIR/DATASET/report --by dataset loss tag setting
@@ -46,6 +47,15 @@ if [ "${1:-}" = "--chain" ]; then  # one chain: --chain SETTING SEED
     run "$dir/tok-w0" loss=vq "teacher.artifact=$dir/glnn/teacher.pt" \
       "codebook.artifact=$dir/tok/codebook.pt" codebook.soft_labels=tokenizer \
       loss.weights.code=0 tag=tok-w0
+  fi
+  if [ "${NOVAL:-off}" = on ]; then  # the same students without the validation nodes' targets
+    nv=(student.distill_val=false "teacher.artifact=$dir/glnn/teacher.pt")
+    run "$dir/glnn-noval" loss=glnn "${nv[@]}" tag=noval
+    run "$dir/vq-noval" loss=vq "${nv[@]}" "codebook.artifact=$dir/vq/codebook.pt" tag=noval
+    if [ "${TOKENIZER:-off}" = on ]; then
+      run "$dir/tok-noval" loss=vq "${nv[@]}" "codebook.artifact=$dir/tok/codebook.pt" \
+        codebook.soft_labels=tokenizer tag=tok-noval
+    fi
   fi
   [ "${GRID:-on}" = off ] && { echo "done $setting seed $seed"; exit 0; }
   for w in ${WEIGHTS:-0.3 1 3 10}; do

@@ -42,6 +42,10 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         teacher_logits: ``[N, C]`` stored teacher logits (NaN rows for held-out nodes).
         teacher_embedding: ``[N, D]`` stored teacher embeddings, or None.
         split: node split; the training pool is ``split.observed``.
+        distill_val: keep the validation nodes in the training pool (GLNN's CPF protocol:
+            the student fits the teacher's targets on every observed node, so validation
+            accuracy is measured on nodes whose targets it was trained on). False leaves
+            them out, so that validation measures accuracy on nodes the student never saw.
         lr, weight_decay: Adam settings (over the student and any trainable part of the
             objective, such as a projection head).
         batch_size: training nodes per step; None for one full batch per epoch.
@@ -65,6 +69,7 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         eval_batch_size: int = 65536,
         seed: int = 0,
         edge_index: Tensor | None = None,
+        distill_val: bool = True,
     ):
         super().__init__()
         if objective.needs_edges and edge_index is None:
@@ -75,6 +80,9 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         self.lr, self.weight_decay = lr, weight_decay
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.split = split
+        self.pool = split.observed
+        if not distill_val:
+            self.pool = split.observed[~torch.isin(split.observed, split.val)]
         labelled = torch.zeros(split.num_nodes, dtype=torch.bool)
         labelled[split.train] = True
         self.nodes = {"x": x, "y": y, "labelled": labelled, "teacher_logits": teacher_logits}
@@ -199,12 +207,12 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
 
     @property
     def nodes_per_epoch(self) -> int:
-        """Training nodes per epoch over all ranks: every observed node once."""
-        return self.split.observed.numel()
+        """Training nodes per epoch over all ranks: every node of the pool once."""
+        return self.pool.numel()
 
     def train_dataloader(self) -> NodeBatches:
         generator = self.seeded_generator(self.seed)
-        observed = self.split.observed.to(self.device)
+        observed = self.pool.to(self.device)
         batch_size = self.batch_size if self.batch_size is not None else observed.numel()
         trainer = self.trainer
         return NodeBatches(observed, batch_size, generator, trainer.global_rank, trainer.world_size)
