@@ -149,15 +149,16 @@ def train_codebook(
         seed=cfg.seed,
     )
     result = fit_stage(system, "codebook", cfg, run_dir, logger, full_graph=True)
-    embedding, codes, logits = encode_observed(system)
+    # only a graph head's logits can serve as soft labels (a linear head's take one value
+    # per code), so only they are computed and stored: N x C floats, 0.5 GB at products scale
+    graph_head = c.classifier == "graph"
+    embedding, codes, logits = encode_observed(system, class_logits=graph_head)
     full_embedding = torch.full((split.num_nodes, embedding.size(1)), float("nan"))
     full_codes = torch.full((split.num_nodes,), -1, dtype=torch.long)
     observed = split.observed
     full_embedding[observed], full_codes[observed] = embedding.cpu(), codes.cpu()
-    # only a graph head's logits can serve as soft labels (a linear head's take one value
-    # per code), so only they are stored: N x C floats, 0.5 GB at products scale
     full_logits = None
-    if c.classifier == "graph":
+    if graph_head:
         full_logits = torch.full((split.num_nodes, num_classes), float("nan"))
         full_logits[observed] = logits.cpu()
     metrics = {

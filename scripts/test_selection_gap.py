@@ -38,6 +38,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
+VAL_KEY = "student/val/acc"
+
 
 class TestCurve(pl.Callback):
     """Records ``{epoch, val, test[, test_ind]}`` after each validation pass of a student.
@@ -65,9 +67,6 @@ class TestCurve(pl.Callback):
         self.rows.append(row)
 
 
-VAL_KEY = "student/val/acc"
-
-
 def finished_runs(paths: list[str]) -> list[Path]:
     """Every run directory (one holding ``metrics.json`` and ``config.yaml``) under ``paths``."""
     runs = []
@@ -92,10 +91,11 @@ def measure(run_dir: Path) -> dict:
     cfg.trainer.enable_progress_bar = False
     graph, split = pipeline.load_data(cfg)
     teacher = pipeline.load_stored("teacher", cfg, graph, split, run_dir)
-    codebook = None
-    if stages.needs_codebook(cfg):
-        codebook = pipeline.load_stored("codebook", cfg, graph, split, run_dir)
-    if teacher is None or (stages.needs_codebook(cfg) and codebook is None):
+    with_codebook = stages.needs_codebook(cfg)
+    codebook = (
+        pipeline.load_stored("codebook", cfg, graph, split, run_dir) if with_codebook else None
+    )
+    if teacher is None or (with_codebook and codebook is None):
         raise FileNotFoundError(f"{run_dir}: its teacher.pt or codebook.pt is not there.")
     curve = TestCurve()
     with tempfile.TemporaryDirectory() as scratch:

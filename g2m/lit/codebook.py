@@ -169,9 +169,11 @@ class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
 
 
 @torch.no_grad()
-def encode_observed(system: CodebookSystem) -> tuple[Tensor, Tensor, Tensor]:
-    """Eval-mode ``(embedding [N_obs, D], codes [N_obs], class logits [N_obs, C])`` of the
-    observed graph.
+def encode_observed(
+    system: CodebookSystem, class_logits: bool = False
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Eval-mode ``(embedding [N_obs, D], codes [N_obs], class logits [N_obs, C] or None)``
+    of the observed graph; the class logits only when ``class_logits`` is set.
 
     Runs where the graph sits after training (the GPU, for a GPU run: at products scale the
     CPU would take minutes); after fitting Lightning may have moved the model back to the
@@ -181,4 +183,5 @@ def encode_observed(system: CodebookSystem) -> tuple[Tensor, Tensor, Tensor]:
     g = system.observed
     model = system.model.to(g.x.device)
     out = model(g.x, g.adj_t)
-    return out.embedding.float(), out.codes, model.class_logits(out.quantized, g.adj_t).float()
+    logits = model.class_logits(out.quantized, g.adj_t).float() if class_logits else None
+    return out.embedding.float(), out.codes, logits
