@@ -151,7 +151,7 @@ def train_codebook(
     result = fit_stage(system, "codebook", cfg, run_dir, logger, full_graph=True)
     # only a graph head's logits can serve as soft labels (a linear head's take one value
     # per code), so only they are computed and stored: N x C floats, 0.5 GB at products scale
-    graph_head = c.classifier == "graph"
+    graph_head = graph_classifier is not None
     embedding, codes, logits = encode_observed(system, class_logits=graph_head)
     full_embedding = torch.full((split.num_nodes, embedding.size(1)), float("nan"))
     full_codes = torch.full((split.num_nodes,), -1, dtype=torch.long)
