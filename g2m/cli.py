@@ -1,4 +1,4 @@
-"""Shared command-line plumbing for the torch-only tools (``g2m.predict``, ``g2m.export``)."""
+"""Shared command-line plumbing: a user-input error becomes one line and exit status 2."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Entry point: ``python -m g2m.train [group=option ...] [key=value ...]``.
 
 Composes the Hydra config shipped in ``g2m/configs`` and hands it to
-:func:`g2m.pipeline.run`. A problem with the user's input (:class:`g2m.errors.G2MError`)
+:func:`g2m.run.pipeline.run`. A problem with the user's input (:class:`g2m.errors.G2MError`)
 ends the process with one line on stderr and exit status 2; ``G2M_DEBUG=1`` shows the
 traceback instead.
 """
@@ -15,10 +15,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from g2m import pipeline
 from g2m.cli import run_tool
 from g2m.errors import ConfigError
 from g2m.lit.distributed import device_count
+from g2m.run import pipeline
 
 
 def refuse_multi_device_sweep(cfg: DictConfig) -> None:

@@ -14,12 +14,12 @@ from g2m.data.synthetic import make_csbm
 FAST = ["logger=none", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
 
 
-def load_script(name: str):
-    """Import ``scripts/<name>.py`` (the scripts are not a package) as a module."""
+def load_script(path: Path):
+    """Import a script (an experiment's probe, not part of the package) as a module."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

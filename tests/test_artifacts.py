@@ -8,11 +8,11 @@ import sys
 import pytest
 import torch
 
-from g2m.artifacts import TeacherArtifact
 from g2m.data import make_split
-from g2m.export import load_student, save_student
 from g2m.io import atomic_write
 from g2m.models import MLPStudent
+from g2m.run.artifacts import TeacherArtifact
+from g2m.serve.artifact import load_student, save_student
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
 def test_loading_a_student_needs_torch_alone(tmp_path):
     path = save_student(MLPStudent(4, 8, 2), tmp_path / "student.pt", provenance={})
     code = (
-        "import sys; from g2m.export import load_student; "
+        "import sys; from g2m.serve.artifact import load_student; "
         f"load_student({str(path)!r}); "
         "heavy = {'torch_geometric', 'lightning', 'hydra'} & set(sys.modules); "
         "assert not heavy, heavy"

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from g2m import bench
+from g2m.bench import bench
 from g2m.errors import ConfigError
 
 SMALL = ["--preset", "small", "--nodes", "3000", "--degree", "6", "--repeats", "2"]
@@ -94,8 +94,8 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
 
 
 def test_student_of_another_width_is_refused(tmp_path):
-    from g2m.export import save_student
     from g2m.models.student import MLPStudent
+    from g2m.serve.artifact import save_student
 
     path = save_student(MLPStudent(7, 8, 3), tmp_path / "student.pt", provenance={})
     args = bench.parse_args(["--device", "cpu", *SMALL, "--student", str(path)])

@@ -14,7 +14,7 @@ import g2m
 from g2m.data.catalog import LOADERS
 from g2m.lit.distributed import single_device, student_trainer_kwargs
 from g2m.models import GNNTeacher
-from g2m.stages import build, build_objective
+from g2m.run.stages import build, build_objective
 from tests.conftest import compose_config
 
 CONFIGS = Path(g2m.__file__).parent / "configs"

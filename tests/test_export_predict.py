@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from g2m import export, predict
 from g2m.errors import DataError
-from g2m.export import load_student, save_student
 from g2m.models import MLPStudent
+from g2m.serve import export, predict
+from g2m.serve.artifact import load_student, save_student
 
 
 @pytest.fixture
@@ -101,21 +101,21 @@ def test_unreadable_feature_files(tmp_path, name, content, message):
 def test_predict_cli_reports_one_line(artifact, tmp_path):
     bad = tmp_path / "x.npy"
     np.save(bad, np.zeros((2, 9), np.float32))
-    result = tool("g2m.predict", str(artifact), str(bad), "--out", str(tmp_path / "p.csv"))
+    result = tool("g2m.serve.predict", str(artifact), str(bad), "--out", str(tmp_path / "p.csv"))
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "g2m.predict: error: features have 9 columns but the student expects 6."
+        "g2m.serve.predict: error: features have 9 columns but the student expects 6."
     )
     assert not (tmp_path / "p.csv").exists()
 
 
-@pytest.mark.parametrize("module", ["g2m.export", "g2m.predict"])
+@pytest.mark.parametrize("module", ["g2m.serve.export", "g2m.serve.predict"])
 def test_missing_or_foreign_artifact(module, tmp_path):
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)
     features = tmp_path / "x.npy"
     np.save(features, np.zeros((2, 6), np.float32))
-    extra = [str(features)] if module == "g2m.predict" else []
+    extra = [str(features)] if module == "g2m.serve.predict" else []
     for path, message in (
         (tmp_path / "none.pt", "not found"),
         (foreign, "is not a g2m student artifact"),
@@ -133,11 +133,11 @@ def test_predict_on_cuda_without_a_gpu_is_refused(artifact, tmp_path):
     np.save(features, np.zeros((2, 6), np.float32))
     out = tmp_path / "p.csv"
     result = tool(
-        "g2m.predict", str(artifact), str(features), "--device", "cuda", "--out", str(out)
+        "g2m.serve.predict", str(artifact), str(features), "--device", "cuda", "--out", str(out)
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "g2m.predict: error: --device cuda was asked for but no CUDA device is visible."
+        "g2m.serve.predict: error: --device cuda was asked for but no CUDA device is visible."
     )
     assert not out.exists()
 
@@ -150,7 +150,7 @@ def test_predict_on_cuda_agrees_with_the_cpu(artifact, tmp_path):
     for device in ("cpu", "cuda"):
         assert (
             tool(
-                "g2m.predict",
+                "g2m.serve.predict",
                 str(artifact),
                 str(features),
                 "--device",

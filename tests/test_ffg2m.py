@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
-from g2m import pipeline, stages
 from g2m.data.incidence import IncidentEdges
 from g2m.data.splits import make_split
 from g2m.lit import StudentSystem
 from g2m.losses import DistillationBatch, FrequencyDistillation
 from g2m.losses.base import kl_divergence
 from g2m.models import MLPStudent
+from g2m.run import pipeline, stages
 from tests.conftest import compose_config, tiny_overrides
 
 

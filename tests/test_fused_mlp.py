@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from g2m.errors import ConfigError
-from g2m.fused_mlp import PackedMLP, linear_layers
-from g2m.inference import StudentInference, triton_available
 from g2m.models.student import MLPStudent
+from g2m.serve.fused_mlp import PackedMLP, linear_layers
+from g2m.serve.inference import StudentInference, triton_available
 
 SHAPES = [  # (num_layers, norm, features, hidden, classes): odd sizes exercise the padding
     (2, "none", 37, 64, 5),
@@ -105,8 +105,8 @@ def test_auto_backend_on_cpu_is_the_fp32_student():
 
 INTERPRETER_CHECK = """
 import json, sys, torch
-from g2m.fused_mlp import PackedMLP
-from g2m.fused_mlp_triton import fused_mlp
+from g2m.serve.fused_mlp import PackedMLP
+from g2m.serve.fused_mlp_triton import fused_mlp
 from tests.test_fused_mlp import SHAPES, make_student, relative_error
 errors = []
 for shape in SHAPES:
@@ -165,7 +165,7 @@ def test_kernel_matches_the_reference_in_the_triton_interpreter():
 )
 @pytest.mark.parametrize("shape", SHAPES)
 def test_fused_bf16_kernel_on_gpu(shape, kernel, config):
-    from g2m.fused_mlp_triton import fused_mlp, tma_supported
+    from g2m.serve.fused_mlp_triton import fused_mlp, tma_supported
 
     if kernel == "tma" and not tma_supported(torch.device("cuda")):
         pytest.skip("tensor-descriptor loads need compute capability 9.0")
@@ -227,7 +227,7 @@ RESIDENT_CONFIGS = [  # both bias modes, HC below H, a 4-warp tile; literal: no 
 
 @pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
 def test_resident_kernel_refuses_what_it_cannot_run():
-    from g2m.fused_mlp_triton import fused_mlp
+    from g2m.serve.fused_mlp_triton import fused_mlp
 
     packed = PackedMLP.from_student(make_student(3, "batch", 100, 256, 47), torch.float32)
     with pytest.raises(ValueError, match="kernel=.resident. needs"):  # a GPU, or Gluon
@@ -244,7 +244,7 @@ def test_resident_kernel_compiles_for_hopper_without_a_gpu(bias_smem):
         from triton.backends.compiler import GPUTarget
         from triton.experimental.gluon._runtime import GluonASTSource
 
-        from g2m import fused_mlp_gluon
+        from g2m.serve import fused_mlp_gluon
     except ImportError as err:
         pytest.skip(f"this Triton has no Gluon: {err}")
     kernel = fused_mlp_gluon.resident_mlp3_kernel
@@ -275,8 +275,8 @@ def test_resident_kernel_compiles_for_hopper_without_a_gpu(bias_smem):
     "shape", [s for s in SHAPES if s[0] == 3] + [(3, "none", 64, 64, 7), (3, "batch", 17, 128, 64)]
 )
 def test_resident_kernel_on_gpu(shape, config):
-    from g2m.fused_mlp_gluon import supported
-    from g2m.fused_mlp_triton import fused_mlp
+    from g2m.serve.fused_mlp_gluon import supported
+    from g2m.serve.fused_mlp_triton import fused_mlp
 
     student = make_student(*shape).to("cuda")
     packed = PackedMLP.from_student(student, torch.bfloat16)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch_geometric.nn.models import GraphSAGE
 
-from g2m.latency import CSRGraph, fetch_neighbourhood, glnn_latency, neighbours, teacher_query
+from g2m.bench.latency import CSRGraph, fetch_neighbourhood, glnn_latency, neighbours, teacher_query
 from g2m.models.student import MLPStudent
 from g2m.models.teacher import GNNTeacher, sparse_adjacency
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from g2m import pipeline
-from g2m.export import load_student
+from g2m.run import pipeline
+from g2m.serve.artifact import load_student
 from tests.conftest import FAST, compose_config, tiny_overrides
 
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from g2m import pipeline
 from g2m.data import catalog
 from g2m.errors import ArtifactError, DataError, G2MError, TrainingDivergedError
-from g2m.export import load_student
+from g2m.run import pipeline
+from g2m.serve.artifact import load_student
 from tests.conftest import compose_config, tiny_overrides
 
 HYDRA_FILES = {".hydra", "train.log"}

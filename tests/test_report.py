@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from g2m import report
 from g2m.errors import DataError
+from g2m.report import tables as report
 
 
 def write_run(root, name, dataset, loss, seed, teacher_acc, student_acc, wall, tag=None):

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from g2m import pipeline
+from g2m.run import pipeline
 from tests.conftest import compose_config, tiny_overrides
 
 

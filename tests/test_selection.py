@@ -109,8 +109,8 @@ def test_validation_nodes_can_be_left_out_of_the_distillation_pool(tiny_graph):
 
 
 def test_distill_val_must_be_a_boolean(tmp_path):
-    from g2m import pipeline
     from g2m.errors import ConfigError
+    from g2m.run import pipeline
     from tests.conftest import compose_config
 
     with pytest.raises(ConfigError, match="student.distill_val"):

@@ -7,14 +7,14 @@ import json
 import pytest
 import torch
 
-from g2m import pipeline, stages
-from g2m.artifacts import CodebookArtifact, TeacherArtifact
 from g2m.data.splits import make_split
 from g2m.errors import ArtifactError, ConfigError
 from g2m.lit.codebook import CodebookSystem
 from g2m.losses import DistillationBatch
 from g2m.losses.vq import CodeDistillation
 from g2m.models.codebook import GraphTokenizer, code_similarity, soft_assignment
+from g2m.run import pipeline, stages
+from g2m.run.artifacts import CodebookArtifact, TeacherArtifact
 from tests.conftest import compose_config, tiny_overrides
 
 

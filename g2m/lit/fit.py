@@ -62,7 +62,7 @@ def fit_and_test(
     """Train ``system`` with early stopping on ``{stage}/val/acc``; test the best checkpoint.
 
     ``on_tie`` is the tie rule of :mod:`g2m.lit.selection` (``first`` or ``latest``).
-    ``extra_callbacks`` watch the run (e.g. ``scripts/test_selection_gap.py``'s per-epoch
+    ``extra_callbacks`` watch the run (e.g. ``experiments/vqgraph/selection_gap.py``'s per-epoch
     test curve); selection stays on validation whatever they do.
     """
     if max_epochs < 1 or patience < 1:

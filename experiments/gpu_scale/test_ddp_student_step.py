@@ -1,4 +1,4 @@
-"""scripts/ddp_student_step.py: both loops run on CPU and report a positive throughput."""
+"""ddp_student_step.py: both loops run on CPU and report a positive throughput."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ddp_student_step.py"
+SCRIPT = Path(__file__).resolve().with_name("ddp_student_step.py")
 LINE = re.compile(r"^(.+): epochs .* ([0-9.]+) ms/step, ([0-9.]+) M nodes/s$", re.M)
 
 

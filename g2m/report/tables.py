@@ -16,7 +16,6 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from g2m.cli import run_tool
 from g2m.errors import DataError
 
 GROUP_FIELDS = ("dataset", "split", "setting", "teacher", "student", "loss", "tag", "seed")
@@ -158,13 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     table += "\n\nBest student per group, by validation accuracy:\n" + best
     (args.out / "report.md").write_text(table + "\n")
     write_csv(rows, args.by, args.out / "report.csv")
-    from g2m.report_plots import plot_accuracy, plot_tradeoff
+    from g2m.report.plots import plot_accuracy, plot_tradeoff
 
     plot_accuracy(rows, args.by, args.out / "accuracy.png")
     plot_tradeoff(rows, args.by, args.out / "tradeoff.png")
     print(table)
     print(f"\nreport.md, report.csv, accuracy.png, tradeoff.png written to {args.out}")
-
-
-if __name__ == "__main__":
-    run_tool("g2m.report", main)

@@ -18,7 +18,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch_geometric.data import Data
 
-from g2m.artifacts import CodebookArtifact, TeacherArtifact
+from g2m.bench.timing import median_ms
 from g2m.data.splits import NodeSplit, observed_subgraph
 from g2m.errors import ConfigError
 from g2m.lit import StudentSystem, TeacherSystem
@@ -26,7 +26,7 @@ from g2m.lit.codebook import CodebookSystem, encode_observed
 from g2m.lit.distributed import single_device, student_trainer_kwargs
 from g2m.lit.fit import StageResult, fit_and_test
 from g2m.models import GNNTeacher, MLPStudent, predict_full_graph
-from g2m.timing import median_ms
+from g2m.run.artifacts import CodebookArtifact, TeacherArtifact
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:

@@ -1,6 +1,8 @@
-"""scripts/lfd_graph_stats.py: the LFD weight statistics on a path graph computed by hand."""
+"""lfd_graph_stats.py: the LFD weight statistics on a path graph computed by hand."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ from tests.conftest import load_script
 
 
 def _load_script():
-    return load_script("lfd_graph_stats")
+    return load_script(Path(__file__).with_name("lfd_graph_stats.py"))
 
 
 def test_path_graph_statistics():

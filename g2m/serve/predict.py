@@ -1,9 +1,9 @@
-"""Predict classes with an exported student: ``python -m g2m.predict ARTIFACT FEATURES``.
+"""Predict classes with an exported student: ``python -m g2m.serve.predict ARTIFACT FEATURES``.
 
 Reads node features from ``.npy``, ``.pt`` (a 2-D tensor) or ``.csv`` (comma-separated, no
 header), checks them against what the artifact expects (feature dimension, finite values) and
 writes one CSV row per node: ``node,class,prob_0,...,prob_{C-1}``. Torch and NumPy only;
-``--device cuda`` runs the student through :class:`g2m.inference.StudentInference` (the fused
+``--device cuda`` runs the student through :class:`g2m.serve.inference.StudentInference` (the fused
 bf16 kernel where Triton is present).
 """
 
@@ -19,8 +19,8 @@ from torch import Tensor
 
 from g2m.cli import run_tool
 from g2m.errors import ConfigError, DataError
-from g2m.export import load_student
 from g2m.io import atomic_write
+from g2m.serve.artifact import load_student
 
 READERS = {".npy", ".pt", ".csv"}
 
@@ -84,7 +84,7 @@ def write_predictions(probs: Tensor, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m g2m.predict", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m g2m.serve.predict", description=__doc__)
     parser.add_argument("artifact", type=Path, help="student.pt (or a run directory)")
     parser.add_argument("features", type=Path, help="features: .npy, .pt or .csv")
     parser.add_argument("--out", type=Path, default=Path("predictions.csv"))
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.device == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda was asked for but no CUDA device is visible.")
-        from g2m.inference import StudentInference
+        from g2m.serve.inference import StudentInference
 
         model = StudentInference(model, "cuda")
     features = read_features(args.features)
@@ -107,4 +107,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_tool("g2m.predict", main)
+    run_tool("g2m.serve.predict", main)

@@ -5,7 +5,7 @@ and average degree 10 (E = 5N undirected edges), the tokenizer of ``loss=vq`` tr
 few full-graph epochs on CPU. A dense N x N reconstruction target (the released VQGraph
 code's) would need 4 N^2 bytes; the table shows that next to the measured peak.
 
-    python scripts/codebook_memory.py --sizes 5000 20000 80000 --epochs 3
+    python experiments/vqgraph/codebook_memory.py --sizes 5000 20000 80000 --epochs 3
 """
 
 from __future__ import annotations

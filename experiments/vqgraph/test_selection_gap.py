@@ -1,17 +1,18 @@
-"""scripts/test_selection_gap.py: the per-epoch test curve of a retrained student."""
+"""experiments/vqgraph/selection_gap.py: the per-epoch test curve of a retrained student."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from g2m import pipeline
+from g2m.run import pipeline
 from tests.conftest import compose_config, load_script, tiny_overrides
 
 
 def _load_script():
-    return load_script("test_selection_gap")
+    return load_script(Path(__file__).with_name("selection_gap.py"))
 
 
 @pytest.mark.parametrize("setting", ["transductive", "inductive"])

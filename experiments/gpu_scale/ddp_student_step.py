@@ -19,12 +19,13 @@ it adds host time to every step, so compare throughputs only between runs that b
 or both lack it. On GPU the step is host-bound: DDP's per-step bookkeeping, not the all-reduce of
 ~0.1M parameters, decides how far two devices are from twice one.
 
-    python scripts/ddp_student_step.py raw
-    torchrun --standalone --nproc_per_node=2 scripts/ddp_student_step.py raw
-    python scripts/ddp_student_step.py lightning one
-    python scripts/ddp_student_step.py lightning ddp-g2m
-    python scripts/ddp_student_step.py lightning one --profile
-    python scripts/ddp_student_step.py lightning one --device cpu --nodes 4000 --epochs 2
+    python experiments/gpu_scale/ddp_student_step.py raw
+    torchrun --standalone --nproc_per_node=2 experiments/gpu_scale/ddp_student_step.py raw
+    python experiments/gpu_scale/ddp_student_step.py lightning one
+    python experiments/gpu_scale/ddp_student_step.py lightning ddp-g2m
+    python experiments/gpu_scale/ddp_student_step.py lightning one --profile
+    python experiments/gpu_scale/ddp_student_step.py lightning one --device cpu \
+        --nodes 4000 --epochs 2
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A Hopper-only student kernel that keeps the weights resident in shared memory (Gluon).
 
-The Triton kernels of :mod:`g2m.fused_mlp_triton` give each ``BLOCK_M``-row program its own
+The Triton kernels of :mod:`g2m.serve.fused_mlp_triton` give each ``BLOCK_M``-row program its own
 copy of every weight block, so over N rows the weights cross from L2 to the SMs
 ``N / BLOCK_M`` times: ~8.8 GB of L2 traffic for GLNN's products student (3 x 256, 2.45M
 rows, ~224 KB of bf16 weights), which bounds those kernels at ~1.5 ms on an H100/H200.
@@ -29,7 +29,7 @@ the first call. On an H200 this ran GLNN's products student in 1.10-1.30 ms, aga
 1.43-1.53 ms for the TMA kernel beside it (experiments/gpu_scale/README.md, section 6).
 
 Only the 3-layer shape (one hidden-to-hidden layer) is implemented; :func:`supported` says
-whether a packed student fits, and :func:`g2m.fused_mlp_triton.fused_mlp` falls back to the
+whether a packed student fits, and :func:`g2m.serve.fused_mlp_triton.fused_mlp` falls back to the
 Triton kernels otherwise. Compute capability 9.x only: ``wgmma`` does not exist elsewhere.
 Gluon has no interpreter, so its results are checked on the GPU alone
 (``tests/test_fused_mlp.py``, ``-m gpu``); a CPU test compiles it for sm_90 with Triton's own
@@ -46,7 +46,7 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma
 
-from g2m.fused_mlp import PackedMLP
+from g2m.serve.fused_mlp import PackedMLP
 
 # an H100/H200 SM offers 227 KB of shared memory to one block (cudaFuncAttribute max)
 SHARED_MEMORY_BYTES = 232_448

@@ -18,7 +18,7 @@ The retrained student's reported accuracy is checked against the run's ``metrics
 the epochs g2m trained (until validation patience ran out), not over the release's
 test-patience schedule, so it is a lower bound on what test selection gives there.
 
-    python scripts/test_selection_gap.py multirun/vq-rows-cpu/cora --out gap.json
+    python experiments/vqgraph/selection_gap.py multirun/vq-rows-cpu/cora --out gap.json
 
 Arguments are finished run directories or folders above them (every ``metrics.json``
 below is used). Run it from the directory the runs were started in: a run's
@@ -84,7 +84,7 @@ def measure(run_dir: Path) -> dict:
     """Retrain ``run_dir``'s student with a :class:`TestCurve`; return both figures."""
     from omegaconf import OmegaConf
 
-    from g2m import pipeline, stages
+    from g2m.run import pipeline, stages
 
     cfg = OmegaConf.load(run_dir / "config.yaml")
     cfg.logger = None

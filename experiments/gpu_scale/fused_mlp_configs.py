@@ -1,13 +1,13 @@
 """Time every tile configuration of the fused student kernels on one shape (GPU only).
 
-The autotuners (``g2m.fused_mlp_triton``, ``g2m.fused_mlp_gluon``) keep only the winner;
+The autotuners (``g2m.serve.fused_mlp_triton``, ``g2m.serve.fused_mlp_gluon``) keep only the winner;
 this prints them all, for the three kernels (``tma``: weights through tensor descriptors,
 Hopper and newer; ``pointer``; ``resident``: weights kept in shared memory, Hopper, 3-layer
 students), with each one's error against the fp32 student, so a change to a kernel or to a
 list can be judged. Default shape: GLNN's ogbn-products student (3 x 256, batch norm) over
 2,449,029 nodes with 100 features and 47 classes.
 
-    python scripts/fused_mlp_configs.py --nodes 2449029 --features 100 --classes 47
+    python experiments/gpu_scale/fused_mlp_configs.py --nodes 2449029 --features 100 --classes 47
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import argparse
 
 import torch
 
-from g2m.fused_mlp import PackedMLP
-from g2m.fused_mlp_triton import GPU_CONFIGS, TMA_CONFIGS, fused_mlp
+from g2m.bench.timing import copy_bandwidth, matmul_rate, median_ms
 from g2m.models.student import MLPStudent
-from g2m.timing import copy_bandwidth, matmul_rate, median_ms
+from g2m.serve.fused_mlp import PackedMLP
+from g2m.serve.fused_mlp_triton import GPU_CONFIGS, TMA_CONFIGS, fused_mlp
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
             config = dict(BLOCK_M=bm, BLOCK_K=bk, BLOCK_H=bh, PIPELINED=pipelined)
             candidates.append((kernel, config | dict(num_warps=warps, num_stages=stages)))
     if "resident" in args.kernels:
-        from g2m.fused_mlp_gluon import CONFIGS
+        from g2m.serve.fused_mlp_gluon import CONFIGS
 
         candidates += [("resident", config) for config in CONFIGS]
     rows = []

@@ -1,55 +1,20 @@
-"""The deployable student artifact: weights plus everything needed to rebuild the model.
+"""``python -m g2m.serve.export``: a run's student as TorchScript or ONNX, checked against it.
 
-Loading needs torch alone (no Lightning, PyG or Hydra): the file is a plain ``torch.save``
-dict with the MLP's constructor arguments, its ``state_dict``, the input it expects and
-where it came from (as nanoGPT keeps ``model_args`` next to the weights).
+The export is written only if its logits match the student's on random input.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from g2m.cli import run_tool
 from g2m.errors import ArtifactError, ConfigError
-from g2m.io import atomic_torch_save, atomic_write, read_torch_dict
+from g2m.io import atomic_write
 from g2m.models.student import MLPStudent
-
-STUDENT_FORMAT = "g2m-student"
-STUDENT_FORMAT_VERSION = 1
-
-
-def save_student(model: MLPStudent, path: Path, provenance: dict[str, Any]) -> Path:
-    """Write ``model`` as a self-describing artifact (atomic).
-
-    ``classes[c]`` is the dataset label id that output ``c`` predicts.
-    """
-    num_classes = model.init_args["out_channels"]
-    state = {
-        "format": STUDENT_FORMAT,
-        "version": STUDENT_FORMAT_VERSION,
-        "model_args": dict(model.init_args),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "input": {"num_features": model.init_args["in_channels"], "preprocessing": "none"},
-        "classes": [str(c) for c in range(num_classes)],
-        "provenance": provenance,
-    }
-    return atomic_torch_save(state, path)
-
-
-def load_student(path: Path) -> tuple[MLPStudent, dict[str, Any]]:
-    """Rebuild the student in eval mode; returns ``(model, artifact_metadata)``."""
-    state = read_torch_dict(path, "g2m student artifact")
-    if state.get("format") != STUDENT_FORMAT:
-        raise ArtifactError(f"{path} is not a g2m student artifact.")
-    model = MLPStudent(**state["model_args"])
-    model.load_state_dict(state["state_dict"])
-    model.eval()
-    meta = {k: v for k, v in state.items() if k != "state_dict"}
-    return model, meta
+from g2m.serve.artifact import load_student
 
 
 def export_torchscript(model: MLPStudent, num_features: int, path: Path) -> Path:
@@ -107,7 +72,7 @@ EXPORTERS = {"torchscript": (export_torchscript, ".torchscript.pt"), "onnx": (ex
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m g2m.export",
+        prog="python -m g2m.serve.export",
         description="Export a run's student for deployment and check its logits.",
     )
     parser.add_argument("source", type=Path, help="a run directory or a student.pt")
@@ -136,4 +101,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_tool("g2m.export", main)
+    run_tool("g2m.serve.export", main)

@@ -1,8 +1,8 @@
-"""The Triton kernel behind :mod:`g2m.fused_mlp` (imported only where Triton is installed).
+"""The Triton kernel behind :mod:`g2m.serve.fused_mlp` (imported only where Triton is installed).
 
 One program computes ``BLOCK_M`` rows of the logits: layer 1 as a K-loop over feature
 blocks, the full-width middle layers, then the last two layers chained over ``BLOCK_H``
-column blocks (see :mod:`g2m.fused_mlp` for the math). Accumulation is fp32; operands are
+column blocks (see :mod:`g2m.serve.fused_mlp` for the math). Accumulation is fp32; operands are
 the packed weights' dtype (bf16 on GPU). The weight blocks are read one of two ways:
 
 - ``tma`` (Hopper and newer, the default there): through tensor descriptors, so the TMA
@@ -10,10 +10,10 @@ the packed weights' dtype (bf16 on GPU). The weight blocks are read one of two w
   instructions read it. Every program re-reads all weights (~230 KB in bf16 for GLNN's
   products student) for its ``BLOCK_M`` rows; pointer loads route those bytes through
   registers first. On an H200 this took the products-size student from 1.81 to 1.49 ms
-  (``scripts/fused_mlp_configs.py``; experiments/gpu_scale/README.md, section 5).
+  (``experiments/gpu_scale/fused_mlp_configs.py``; experiments/gpu_scale/README.md, section 5).
 - ``pointer`` (any GPU Triton supports): plain ``tl.load`` of each block.
 
-A third kernel, ``resident`` (:mod:`g2m.fused_mlp_gluon`, Gluon, Hopper, 3-layer students),
+A third kernel, ``resident`` (:mod:`g2m.serve.fused_mlp_gluon`, Gluon, Hopper, 3-layer students),
 loads the weights into shared memory once per SM instead; ``kernel="auto"`` prefers it where
 it applies (:func:`auto_kernel`).
 
@@ -29,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from g2m.fused_mlp import PackedMLP
+from g2m.serve.fused_mlp import PackedMLP
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 KERNELS = ("auto", "resident", "tma", "pointer")
@@ -56,7 +56,7 @@ GPU_CONFIGS = [
 
 # The same for the TMA path. No BLOCK_H below 64: on an H200 (Triton 3.6) (64, 128, 32, 4, 2)
 # gave wrong logits (relative error 0.97) while the interpreter was right, like 16-wide
-# output blocks of the pointer path (g2m.fused_mlp.MIN_WIDTH).
+# output blocks of the pointer path (g2m.serve.fused_mlp.MIN_WIDTH).
 TMA_CONFIGS = [
     (64, 128, 128, 4, 2, False),
     (64, 128, 128, 4, 3, False),
@@ -218,7 +218,7 @@ def tuned_config(kernel: str | None = None) -> str | None:
     """The autotuner's pick for the last shape it tuned (for benchmark reports): that of
     ``kernel`` (``resident``, ``tma`` or ``pointer``), or of ``tma`` then ``pointer`` if None."""
     if kernel == "resident":
-        from g2m.fused_mlp_gluon import tuned_config as resident_config
+        from g2m.serve.fused_mlp_gluon import tuned_config as resident_config
 
         best = resident_config()
         return None if best is None else str(best)
@@ -261,7 +261,7 @@ def resident_supported(packed: PackedMLP, device: torch.device) -> bool:
     if INTERPRETED:
         return False
     try:
-        from g2m import fused_mlp_gluon
+        from g2m.serve import fused_mlp_gluon
     except ImportError:  # a Triton without Gluon
         return False
     return fused_mlp_gluon.supported(packed, device)
@@ -280,9 +280,9 @@ def auto_kernel(packed: PackedMLP, device: torch.device) -> str:
 
 
 def _resident(packed: PackedMLP, x: torch.Tensor, out: torch.Tensor, config: dict | None):
-    """The weights-resident Gluon kernel (:mod:`g2m.fused_mlp_gluon`), or a clear refusal."""
+    """The weights-resident Gluon kernel (:mod:`g2m.serve.fused_mlp_gluon`), or a clear refusal."""
     try:
-        from g2m import fused_mlp_gluon
+        from g2m.serve import fused_mlp_gluon
     except ImportError as err:  # a Triton without Gluon
         raise ValueError(f"kernel='resident' needs Triton's Gluon ({err})") from err
     if not resident_supported(packed, x.device):

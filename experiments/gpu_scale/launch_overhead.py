@@ -3,7 +3,7 @@
 ``python -m g2m.bench`` times one call at a time between CUDA events, so its figure counts
 the host's work per call (Python, argument checks, Triton's launcher) whenever the GPU waits
 for it. This prints, for each configuration of the weights-resident kernel and for
-:class:`g2m.inference.StudentInference` with and without ``cuda_graph=True``:
+:class:`g2m.serve.inference.StudentInference` with and without ``cuda_graph=True``:
 
 - ``median``: events around one call, median of 20 (the bench's method);
 - ``stream``: events around 20 back-to-back calls, divided by 20 (the GPU's own time: the host
@@ -14,7 +14,7 @@ The student is GLNN's ogbn-products one (100 features, 3 x 256, batch norm, 47 c
 over 2,449,029 rows by default. Needs a Hopper GPU (the resident kernel).
 experiments/gpu_scale/README.md, section 7.
 
-    python scripts/launch_overhead.py --nodes 2449029
+    python experiments/gpu_scale/launch_overhead.py --nodes 2449029
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from collections.abc import Callable
 
 import torch
 
-from g2m.fused_mlp import PackedMLP
-from g2m.inference import StudentInference
+from g2m.bench.timing import median_ms
 from g2m.models.student import MLPStudent
-from g2m.timing import median_ms
+from g2m.serve.fused_mlp import PackedMLP
+from g2m.serve.inference import StudentInference
 
 PRODUCTS_STUDENT = (100, 256, 47)  # features, hidden width, classes (3 layers, batch norm)
 
@@ -74,7 +74,7 @@ def main() -> None:
     args.features, args.hidden, args.classes = PRODUCTS_STUDENT
     if not torch.cuda.is_available():
         raise SystemExit("this script times a GPU kernel and needs a CUDA device")
-    from g2m import fused_mlp_gluon
+    from g2m.serve import fused_mlp_gluon
 
     torch.manual_seed(0)
     student = MLPStudent(args.features, args.hidden, args.classes, 3, norm="batch").cuda().eval()

@@ -1,6 +1,6 @@
 """Stage order of a g2m run: data -> teacher -> [codebook] -> student -> outputs.
 
-With :mod:`g2m.stages` (how each stage trains) this is the only code below the entry point
+With :mod:`g2m.run.stages` (how each stage trains) this is the only code below the entry point
 that reads the config; everything they call takes plain keyword arguments. A stage whose
 artifact is already stored (``<stage>.artifact=`` or this run's own file) is not retrained.
 Artifacts land in the run directory:
@@ -9,7 +9,7 @@ Artifacts land in the run directory:
 ``config.yaml``     the resolved config
 ``teacher.pt``      teacher logits/embeddings + split (:class:`TeacherArtifact`)
 ``codebook.pt``     codes + tokenizer embeddings, for ``loss=vq`` (:class:`CodebookArtifact`)
-``student.pt``      deployable student (:mod:`g2m.export`)
+``student.pt``      deployable student (:mod:`g2m.serve.export`)
 ``checkpoints/``    best-validation Lightning checkpoints of both stages
 ``logs/``           CSV metrics log (or W&B/TensorBoard files, per ``logger``)
 ``metrics.json``    dataset, setting, seed, teacher and student accuracies
@@ -31,15 +31,15 @@ from omegaconf import DictConfig, OmegaConf
 from torch_geometric.data import Data
 
 from g2m import __version__
-from g2m.artifacts import CodebookArtifact, TeacherArtifact
+from g2m.bench.timing import median_ms
 from g2m.data import default_cache_dir, load_graph, make_split
 from g2m.data.splits import NodeSplit
-from g2m.export import save_student
 from g2m.io import atomic_json, atomic_write
 from g2m.lit.distributed import device_count, is_secondary_rank, pin_cuda_device
 from g2m.lit.fit import StageResult
 from g2m.models import MLPStudent
-from g2m.stages import (
+from g2m.run.artifacts import CodebookArtifact, TeacherArtifact
+from g2m.run.stages import (
     build,
     needs_codebook,
     soft_label_source,
@@ -49,9 +49,9 @@ from g2m.stages import (
     train_student,
     train_teacher,
 )
-from g2m.summary import format_summary
-from g2m.timing import median_ms
-from g2m.validate import check_config
+from g2m.run.summary import format_summary
+from g2m.run.validate import check_config
+from g2m.serve.artifact import save_student
 
 log = logging.getLogger("g2m")
 
@@ -193,10 +193,10 @@ def run_timings(
 ) -> dict[str, Any]:
     """timings.json: stage seconds, training rates, and full-graph teacher vs feature-only
     student inference over every node (median of 5, on the device the run trained on). The
-    student runs as it would be served: :class:`g2m.inference.StudentInference` with its
+    student runs as it would be served: :class:`g2m.serve.inference.StudentInference` with its
     automatic back-end (the fused bf16 kernel on a GPU where it applies, the fp32 module on
     the CPU), named in ``student_inference_backend``."""
-    from g2m.inference import StudentInference
+    from g2m.serve.inference import StudentInference
 
     device = run_device(cfg)
     engine, x = StudentInference(student, device), graph.x.to(device)

@@ -2,18 +2,18 @@
 
 A benchmark, not a test: it prints a table and writes JSON. In one process it
 
-1. measures the device's ceilings (:mod:`g2m.timing`: copy bandwidth, matrix rate);
+1. measures the device's ceilings (:mod:`g2m.bench.timing`: copy bandwidth, matrix rate);
 2. draws a CSBM graph (:mod:`g2m.data.synthetic`; ogbn-products' size by default:
    2,449,029 nodes, 61.9M undirected edges, 100 features, 47 classes; homophily 0.7, signal
    1: timings depend on the sizes, not on these) on the device;
 3. times the student MLP over *every* node with each inference back-end
-   (:mod:`g2m.inference`) and compares it with its floor
+   (:mod:`g2m.serve.inference`) and compares it with its floor
    :math:`\\max(\\text{bytes}/\\text{bandwidth},\\ \\text{FLOP}/\\text{rate})`, where bytes
    = features read once + logits written once and FLOP = :math:`2N\\sum_l d_{l-1} d_l`;
 4. times the teacher GNN's full-graph inference (fp32, sparse CSR aggregation) on the
    same graph, and the ratio teacher / fastest student;
 5. runs GLNN's latency protocol (10 random nodes; the teacher fetches their L-hop
-   neighbourhoods, :mod:`g2m.latency`) on the device and on the CPU.
+   neighbourhoods, :mod:`g2m.bench.latency`) on the device and on the CPU.
 
 The weights are random unless ``--student`` names a trained ``student.pt``: speed does not
 depend on their values. ``--preset small`` is a CPU-sized run (the tests use it).
@@ -31,9 +31,9 @@ from typing import Any
 
 import torch
 
+from g2m.bench.timing import copy_bandwidth, matmul_rate, median_ms
 from g2m.cli import run_tool
 from g2m.errors import ConfigError
-from g2m.timing import copy_bandwidth, matmul_rate, median_ms
 
 __all__ = ["main", "run"]
 
@@ -85,8 +85,8 @@ def build_graph(args: argparse.Namespace, device: torch.device):
 
 
 def build_student(args: argparse.Namespace, num_features: int, num_classes: int):
-    from g2m.export import load_student
     from g2m.models.student import MLPStudent
+    from g2m.serve.artifact import load_student
 
     if args.student:
         student, _ = load_student(Path(args.student))
@@ -113,8 +113,8 @@ def student_cost(args: dict, num_nodes: int, x_bytes: int, out_bytes: int) -> tu
 
 def make_engine(student, device: torch.device, name: str):
     """The inference object for ``backend-dtype[-x16][-graph]``, or None where it cannot run
-    here (``-graph``: replayed from a CUDA graph, :class:`g2m.inference.StudentInference`)."""
-    from g2m.inference import StudentInference, fused_supported, triton_available
+    here (``-graph``: replayed from a CUDA graph, :class:`g2m.serve.inference.StudentInference`)."""
+    from g2m.serve.inference import StudentInference, fused_supported, triton_available
 
     backend, dtype = name.split("-")[:2]
     if backend == "fused" and not (
@@ -146,7 +146,7 @@ def time_variant(name, engine, x, reference, ceilings: Ceilings, repeats: int) -
     logits = logits.float()
     extra = {}
     if engine.backend == "fused":
-        from g2m.fused_mlp_triton import tuned_config
+        from g2m.serve.fused_mlp_triton import tuned_config
 
         extra["kernel"] = engine.kernel
         extra["kernel_config"] = tuned_config(engine.kernel)
@@ -198,7 +198,7 @@ def time_teacher(teacher, x, edge_index, repeats: int) -> dict[str, float]:
 
 
 def latency(teacher, student, x, edge_index, hops: int, device: torch.device) -> dict[str, float]:
-    from g2m.latency import CSRGraph, glnn_latency
+    from g2m.bench.latency import CSRGraph, glnn_latency
     from g2m.models.teacher import sparse_adjacency
 
     graph = CSRGraph.from_sparse(sparse_adjacency(edge_index.to(device), x.size(0)))
@@ -385,7 +385,3 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     run_tool("g2m.bench", bench)
     return result
-
-
-if __name__ == "__main__":
-    main()

@@ -11,7 +11,7 @@ to :math:`\\deg i + 1`. This prints, for the CPF graphs:
   the student node's class), the quantity LFD effectively distils toward;
 - the share of the weight carried by the 10% highest-degree nodes.
 
-    G2M_DATA_DIR=../shared/datasets python scripts/lfd_graph_stats.py
+    G2M_DATA_DIR=../shared/datasets python experiments/ffg2m/lfd_graph_stats.py
 """
 
 from __future__ import annotations

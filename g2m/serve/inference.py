@@ -3,7 +3,7 @@
 ================  ==========================================================================
 ``eager``         the :class:`MLPStudent` itself, cast to ``dtype`` (fp32 on CPU by default)
 ``compile``       ``torch.compile`` of the same module (Inductor fuses bias and activation)
-``fused``         one Triton kernel for the whole MLP (:mod:`g2m.fused_mlp`); CUDA only
+``fused``         one Triton kernel for the whole MLP (:mod:`g2m.serve.fused_mlp`); CUDA only
 ================  ==========================================================================
 
 ``backend="auto"`` picks ``fused`` in bf16 on a CUDA device where Triton is installed and the
@@ -43,7 +43,7 @@ def triton_available() -> bool:
 
 
 def fused_supported(student: MLPStudent) -> bool:
-    from g2m.fused_mlp import MAX_HIDDEN
+    from g2m.serve.fused_mlp import MAX_HIDDEN
 
     args = student.init_args
     return (
@@ -99,8 +99,8 @@ class StudentInference:
         self.student_args = dict(student.init_args)
         model = copy.deepcopy(student).eval().to(self.device)
         if backend == "fused":
-            from g2m.fused_mlp import PackedMLP
-            from g2m.fused_mlp_triton import auto_kernel
+            from g2m.serve.fused_mlp import PackedMLP
+            from g2m.serve.fused_mlp_triton import auto_kernel
 
             self.packed = PackedMLP.from_student(model, self.dtype)
             self.kernel = auto_kernel(self.packed, self.device)  # decided once, not per call
@@ -121,7 +121,7 @@ class StudentInference:
 
     def _forward(self, x: Tensor) -> Tensor:
         if self.backend == "fused":
-            from g2m.fused_mlp_triton import fused_mlp
+            from g2m.serve.fused_mlp_triton import fused_mlp
 
             return fused_mlp(self.packed, x, kernel=self.kernel)
         return self.model(x.to(self.dtype))

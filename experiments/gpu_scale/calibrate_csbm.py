@@ -6,7 +6,7 @@ on the raw features (what an MLP can hope for) and after one and two rounds of m
 aggregation over neighbours and self (what a 2-layer GCN-like teacher sees). Degree and
 class count matter; the node count barely does, so a small graph calibrates a large one.
 
-    python scripts/calibrate_csbm.py --nodes 30000 --degree 50.52 --classes 47 \\
+    python experiments/gpu_scale/calibrate_csbm.py --nodes 30000 --degree 50.52 --classes 47 \\
         --features 100 --homophily 0.1 0.2 0.3 --signal 1.5 2.0
 """
 

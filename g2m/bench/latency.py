@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from g2m.timing import median_ms
+from g2m.bench.timing import median_ms
 
 
 @dataclass

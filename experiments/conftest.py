@@ -1,0 +1,3 @@
+"""The experiments' probes are tested with the suite's own fixtures (tests/conftest.py)."""
+
+from tests.conftest import _torch_threads, cache_dir, data_dir, tiny_graph  # noqa: F401
