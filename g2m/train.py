@@ -1,24 +1,23 @@
 """Entry point: ``python -m g2m.train [group=option ...] [key=value ...]``.
 
-Composes the Hydra config shipped in ``g2m/configs`` and hands it to
-:func:`g2m.run.pipeline.run`. A problem with the user's input (:class:`g2m.errors.G2MError`)
-ends the process with one line on stderr and exit status 2; ``G2M_DEBUG=1`` shows the
-traceback instead.
+Composes the Hydra config shipped in ``g2m/configs`` and runs it through the Python API's
+:func:`g2m.api.run_config` (what ``g2m.distill`` runs too). A problem with the user's input
+(:class:`g2m.errors.G2MError`) ends the process with one line on stderr and exit status 2;
+``G2M_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+import g2m.configs  # noqa: F401  (registers the configs' resolvers)
+from g2m.api import run_config
 from g2m.cli import run_tool
 from g2m.errors import ConfigError
 from g2m.lit.distributed import device_count
-from g2m.run import pipeline
 
 
 def refuse_multi_device_sweep(cfg: DictConfig) -> None:
@@ -37,7 +36,7 @@ def main(cfg: DictConfig) -> float | None:
 
     def train() -> None:
         refuse_multi_device_sweep(cfg)
-        metrics.update(pipeline.run(cfg, Path(HydraConfig.get().runtime.output_dir)))
+        metrics.update(run_config(cfg, HydraConfig.get().runtime.output_dir).metrics)
 
     run_tool("g2m", train)
     return metrics["student"]["val_acc"]

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
+from g2m import api
+from g2m.data.splits import CPFSplit, make_split
 from g2m.data.synthetic import make_csbm
 
 FAST = ["logger=none", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
@@ -27,8 +28,21 @@ def load_script(path: Path):
 
 def compose_config(overrides: list[str]):
     """The real shipped config, composed as ``python -m g2m.train`` would."""
-    with initialize_config_module("g2m.configs", version_base="1.3"):
-        return compose("config", overrides=overrides)
+    return api.compose_config(overrides)[0]
+
+
+def load_catalog(option: str, cache: Path, data_dir: Path | None = None, *overrides: str):
+    """The checked graph of a shipped dataset option, staged into ``cache``."""
+    from g2m.data.source import DataLocation
+    from g2m.run.build import build_node
+
+    source = build_node(compose_config([f"dataset={option}", *overrides]).dataset, "dataset")
+    return source.load(DataLocation(Path(cache), Path(data_dir) if data_dir else None))
+
+
+def cpf_split(graph, seed: int = 0, held_out: float = 0.0, train: int = 5, val: int = 5):
+    """A CPF split of a small graph (``train``/``val`` nodes per class)."""
+    return make_split(graph, CPFSplit("cpf", train, val), seed, held_out)
 
 
 def tiny_overrides(cache: Path, *extra: str) -> list[str]:
@@ -38,8 +52,8 @@ def tiny_overrides(cache: Path, *extra: str) -> list[str]:
         "dataset.generator.num_nodes=300",
         "dataset.generator.num_features=16",
         "dataset.generator.num_classes=3",
-        "dataset.train_per_class=10",
-        "dataset.val_per_class=10",
+        "split.train_per_class=10",
+        "split.val_per_class=10",
         "teacher.max_epochs=30",
         "teacher.patience=10",
         "student.max_epochs=30",

@@ -8,18 +8,16 @@ import sys
 import pytest
 import torch
 
-from g2m.data import make_split
 from g2m.io import atomic_write
 from g2m.models import MLPStudent
 from g2m.run.artifacts import TeacherArtifact
 from g2m.serve.artifact import load_student, save_student
+from tests.conftest import cpf_split
 
 
 @pytest.fixture
 def artifact(tiny_graph):
-    split = make_split(
-        tiny_graph, "cpf", seed=0, held_out_fraction=0.2, train_per_class=5, val_per_class=5
-    )
+    split = cpf_split(tiny_graph, seed=0, held_out=0.2)
     logits = torch.randn(120, 3)
     logits[split.test_ind] = float("nan")
     return TeacherArtifact(
@@ -41,7 +39,7 @@ def test_teacher_artifact_round_trip(artifact, tmp_path):
 
 
 def test_teacher_artifact_refuses_another_run(artifact, tiny_graph):
-    other_split = make_split(tiny_graph, "cpf", seed=1, train_per_class=5, val_per_class=5)
+    other_split = cpf_split(tiny_graph, seed=1)
     with pytest.raises(ValueError, match=r"dataset 'synthetic'.*8 features \(this run: 16\)"):
         artifact.check_compatible("cora", 16, artifact.split)
     with pytest.raises(ValueError, match="different split"):

@@ -1,7 +1,8 @@
-"""Every shipped YAML composes with the real config and instantiates what it describes."""
+"""Every shipped YAML composes with the real config and builds what it describes."""
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -9,12 +10,15 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from hydra.utils import get_object
+from omegaconf import DictConfig, OmegaConf
 
 import g2m
-from g2m.data.catalog import LOADERS
+from g2m.data.source import GraphSource
+from g2m.data.splits import SplitProtocol
 from g2m.lit.distributed import single_device, student_trainer_kwargs
 from g2m.models import GNNTeacher
-from g2m.run.stages import build, build_objective
+from g2m.run.build import build_node, build_run
 from tests.conftest import compose_config
 
 CONFIGS = Path(g2m.__file__).parent / "configs"
@@ -25,21 +29,51 @@ def options(group: str) -> list[str]:
 
 
 def test_every_group_has_options():
-    for group in ("dataset", "teacher", "student", "loss", "setting", "trainer", "logger"):
+    for group in ("dataset", "split", "teacher", "student", "loss", "setting", "trainer"):
         assert options(group), group
 
 
+REQUIRED = {"pyg": ["dataset.cls=KarateClub"], "file": ["dataset.path=graph.pt"]}
+REQUIRED["ogb"] = ["dataset.name=ogbn-arxiv"]
+
+
 @pytest.mark.parametrize("option", options("dataset"))
-def test_dataset_configs_name_a_known_dataset_and_protocol(option):
-    ds = compose_config([f"dataset={option}"]).dataset
-    assert ds.name == option
-    assert "generator" in ds or (ds.name, ds.split) in LOADERS
+def test_dataset_configs_build_a_graph_source(option):
+    cfg = compose_config([f"dataset={option}", *REQUIRED.get(option, [])])
+    source = build_node(cfg.dataset, "dataset")
+    assert isinstance(source, GraphSource)
+    assert source.name == cfg.dataset.name
+    if option not in REQUIRED and option != "memory":
+        assert source.name == option
+
+
+@pytest.mark.parametrize(
+    ("option", "split"),
+    [
+        ("cora", "cpf"),
+        ("cora-planetoid", "public"),
+        ("cora-geom-gcn", "geom-gcn"),
+        ("amazon-photo", "random"),
+        ("texas", "geom-gcn"),
+        ("ogbn-arxiv", "ogb"),
+    ],
+)
+def test_a_dataset_chooses_its_default_split_and_the_command_line_wins(option, split):
+    assert compose_config([f"dataset={option}"]).split.name == split
+    assert compose_config([f"dataset={option}", "split=ratio"]).split.name == "ratio"
+
+
+@pytest.mark.parametrize("option", options("split"))
+def test_split_configs_build_a_protocol(option):
+    protocol = build_node(compose_config([f"split={option}"]).split, "split")
+    assert isinstance(protocol, SplitProtocol) and protocol.name == option
 
 
 @pytest.mark.parametrize("option", options("teacher"))
 def test_teacher_configs_instantiate(option, tiny_graph):
     t = compose_config([f"teacher={option}"]).teacher
-    teacher = GNNTeacher(build(t.model, in_channels=8, out_channels=3), self_loops=t.self_loops)
+    gnn = build_node(t.model, "teacher.model", in_channels=8, out_channels=3)
+    teacher = GNNTeacher(gnn, self_loops=t.self_loops)
     adj = teacher.adjacency(tiny_graph.edge_index, tiny_graph.num_nodes)
     assert teacher(tiny_graph.x, adj).shape == (120, 3)
     assert t.name == option and t.optim.lr > 0
@@ -48,14 +82,15 @@ def test_teacher_configs_instantiate(option, tiny_graph):
 @pytest.mark.parametrize("option", options("student"))
 def test_student_configs_instantiate(option):
     s = compose_config([f"student={option}"]).student
-    assert build(s.model, in_channels=8, out_channels=3)(torch.randn(4, 8)).shape == (4, 3)
+    model = build_node(s.model, "student.model", in_channels=8, out_channels=3)
+    assert model(torch.randn(4, 8)).shape == (4, 3)
 
 
 @pytest.mark.parametrize("option", options("loss"))
-def test_loss_configs_instantiate(option):
-    loss = compose_config([f"loss={option}"]).loss
-    objective = build_objective(loss)
-    assert objective.name == loss.name == option
+def test_loss_configs_build_the_whole_run(option):
+    plan = build_run(compose_config([f"loss={option}"]))
+    assert plan.objective.name == plan.names.loss == option
+    assert [s.name for s in plan.stages] == list(plan.objective.extra_stages)
 
 
 @pytest.mark.parametrize("option", options("logger"))
@@ -64,7 +99,7 @@ def test_logger_configs_instantiate(option, tmp_path):
     if option == "none":
         assert not node
         return
-    logger = build(node, save_dir=str(tmp_path))
+    logger = build_node(node, "logger", save_dir=str(tmp_path))
     assert logger is not None
 
 
@@ -95,6 +130,47 @@ def test_tuned_configs_apply_to_their_dataset(path):
     base = compose_config(["dataset=synthetic", f"{group}={model}"])
     changed = [key for key in cfg if key != "dataset" and cfg[key] != base[key]]
     assert changed, f"{path} changes nothing"
+
+
+def target_nodes(node, path=""):
+    """Every (key, node) of a config whose node names a ``_target_``."""
+    if isinstance(node, DictConfig):
+        if "_target_" in node:
+            yield path, node
+        for key in node:
+            yield from target_nodes(node[key], f"{path}.{key}" if path else str(key))
+
+
+def _g2m_nodes():
+    """Every distinct g2m ``_target_`` node the shipped options compose to."""
+    seen = {}
+    for group in ("dataset", "split", "teacher", "student", "loss", "logger"):
+        for option in options(group):
+            # each option's own YAML: on the synthetic graph no per-dataset tuning applies
+            base = [] if group == "dataset" else ["dataset=synthetic"]
+            cfg = compose_config([*base, f"{group}={option}", *REQUIRED.get(option, [])])
+            for key, node in target_nodes(cfg):
+                if node._target_.startswith("g2m.") and key.split(".")[0] in (
+                    group,
+                    "split",
+                    "codebook",
+                ):
+                    values = OmegaConf.to_container(node, resolve=True)
+                    seen.setdefault(
+                        (node._target_, repr(values)), (f"{group}={option}:{key}", node)
+                    )
+    return [pytest.param(node, id=label) for label, node in seen.values()]
+
+
+@pytest.mark.parametrize("node", _g2m_nodes())
+def test_constructor_defaults_agree_with_the_yaml(node):
+    """Defaults live in YAML: a g2m constructor has no default for a key, or the same one."""
+    target = get_object(node._target_)
+    signature = inspect.signature(target.__init__ if inspect.isclass(target) else target)
+    values = OmegaConf.to_container(node, resolve=True)
+    for name, parameter in signature.parameters.items():
+        if name in values and parameter.default not in (inspect.Parameter.empty, None):
+            assert values[name] == parameter.default, (node._target_, name)
 
 
 def test_unknown_option_lists_the_valid_choices():

@@ -10,8 +10,10 @@ import urllib.error
 
 import pytest
 
-from g2m.data import DatasetUnavailableError, catalog, load_graph
-from g2m.data.sources import fetch_with_fallback, stage_raw_files
+from g2m.data import DatasetUnavailableError, files
+from g2m.data.staging import fetch_with_fallback, stage_raw_files
+from g2m.errors import ConfigError
+from tests.conftest import compose_config, load_catalog
 
 
 def test_staging_copies_and_leaves_the_source_untouched(tmp_path):
@@ -33,17 +35,17 @@ def test_offline_without_files_names_what_is_missing(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(catalog, "download_url", offline)
+    monkeypatch.setattr(files, "download_url", offline)
     with pytest.raises(DatasetUnavailableError) as err:
-        load_graph("cora", "cpf", tmp_path / "cache", tmp_path / "empty")
+        load_catalog("cora", tmp_path / "cache", tmp_path / "empty")
     message = str(err.value)
     assert "CPF_npz/cora.npz" in message
     assert "G2M_DATA_DIR" in message
 
 
-def test_unknown_dataset_lists_the_choices(tmp_path):
-    with pytest.raises(ValueError, match="Available: .*cora/cpf"):
-        load_graph("pubmed", "cpf", tmp_path, None)
+def test_unknown_dataset_lists_the_choices():
+    with pytest.raises(ConfigError, match="Could not find 'dataset/pubmed'.*cora"):
+        compose_config(["dataset=pubmed"])
 
 
 def test_corrupted_npz_is_reported_with_its_path(tmp_path):
@@ -51,7 +53,7 @@ def test_corrupted_npz_is_reported_with_its_path(tmp_path):
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match="cora.npz is not a readable .npz"):
-        load_graph("cora", "cpf", tmp_path / "cache", None)
+        load_catalog("cora", tmp_path / "cache")
 
 
 # One process writes a "processed" file slowly; each process reads it back in full. Without
@@ -59,7 +61,7 @@ def test_corrupted_npz_is_reported_with_its_path(tmp_path):
 _SLOW_PROCESSING = """
 import sys, time
 from pathlib import Path
-from g2m.data.sources import fetch_with_fallback
+from g2m.data.staging import fetch_with_fallback
 
 cache, rank = Path(sys.argv[1]), sys.argv[2]
 (cache / f"ready-{rank}").touch()

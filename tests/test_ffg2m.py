@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from g2m.data.incidence import IncidentEdges
-from g2m.data.splits import make_split
 from g2m.lit import StudentSystem
 from g2m.losses import DistillationBatch, FrequencyDistillation
 from g2m.losses.base import kl_divergence
 from g2m.models import MLPStudent
-from g2m.run import pipeline, stages
-from tests.conftest import compose_config, tiny_overrides
+from g2m.run import pipeline
+from g2m.run.build import build_run
+from g2m.run.student_stage import observed_edges as observed_edges_of
+from tests.conftest import compose_config, cpf_split, tiny_overrides
 
 
 def edge_batch(nodes, edges, student_logits, teacher_logits, labelled=None):
@@ -123,10 +124,10 @@ def test_gradients_reach_only_the_student(tiny_graph):
 
 def test_student_stage_feeds_incident_edges_with_the_teachers_neighbour_outputs(tiny_graph):
     n = tiny_graph.num_nodes
-    split = make_split(tiny_graph, "cpf", 0, 0.2, 5, 5)
+    split = cpf_split(tiny_graph, 0, 0.2)
     teacher = torch.randn(n, 3)
     teacher[split.test_ind] = float("nan")
-    observed_edges = stages.observed_edges(tiny_graph, split)
+    observed_edges = observed_edges_of(tiny_graph, split)
     held_out = torch.zeros(n, dtype=torch.bool)
     held_out[split.test_ind] = True
     assert not held_out[observed_edges].any()
@@ -165,7 +166,7 @@ def test_student_stage_feeds_incident_edges_with_the_teachers_neighbour_outputs(
 
 
 def test_student_stage_refuses_an_edge_objective_without_edges(tiny_graph):
-    split = make_split(tiny_graph, "cpf", 0, 0.0, 5, 5)
+    split = cpf_split(tiny_graph, 0, 0.0)
     with pytest.raises(Exception, match="needs the graph's edges"):
         StudentSystem(
             MLPStudent(8, 16, 3),
@@ -195,7 +196,7 @@ def test_ffg2m_end_to_end_on_a_synthetic_graph(setting, batch_size, tmp_path, ca
 def test_ablations_are_weight_overrides():
     cfg = compose_config(["loss=ffg2m", "loss.weights.high=0"])
     assert dict(cfg.loss.weights) == {"kd": 0.0, "low": 1.0, "high": 0.0}
-    objective = stages.build_objective(cfg.loss)
+    objective = build_run(cfg).objective
     terms = {"ce": torch.tensor(1.0), "kd": torch.tensor(5.0)}
     terms |= {"low": torch.tensor(2.0), "high": torch.tensor(7.0)}
     lam = cfg.loss.label_weight

@@ -82,7 +82,7 @@ def test_bad_hyper_parameters_are_rejected(kwargs, message):
 
 def test_objective_declares_its_needs():
     assert not SoftLogitDistillation.needs_edges
-    assert not SoftLogitDistillation.needs_codebook
+    assert SoftLogitDistillation.extra_stages == ()
     assert SoftLogitDistillation.term_names == ("kd",)
 
 

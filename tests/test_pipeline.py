@@ -135,8 +135,7 @@ def test_wandb_logger_runs_offline(tmp_path, cache_dir, monkeypatch):
 @pytest.mark.slow
 def test_fixed_split_with_unassigned_nodes_end_to_end(data_dir, cache_dir, tmp_path):
     overrides = FAST + [
-        "dataset=cora",
-        "dataset.split=geom-gcn",
+        "dataset=cora-geom-gcn",
         "setting=inductive",
         f"paths.cache_dir={cache_dir}",
         f"paths.data_dir={data_dir}",

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from g2m.data import catalog
+from g2m.data import files
 from g2m.errors import ArtifactError, DataError, G2MError, TrainingDivergedError
 from g2m.run import pipeline
 from g2m.serve.artifact import load_student
-from tests.conftest import compose_config, tiny_overrides
+from tests.conftest import compose_config, load_catalog, tiny_overrides
 
 HYDRA_FILES = {".hydra", "train.log"}
 
@@ -64,12 +64,12 @@ def test_unknown_names_list_the_choices(override, choice, tmp_path):
     ("override", "message"),
     [
         ("seed=abc", "seed='abc': expected an integer"),
-        ("student.model.hidden_channels=-4", "student.model.hidden_channels=-4"),
-        ("dataset.train_per_class=-1", "dataset.train_per_class=-1"),
-        ("loss.label_weight=1.5", "loss.label_weight=1.5: expected a number in [0, 1]"),
-        ("loss.temperature=0", "loss.temperature=0: expected a number > 0"),
+        ("student.model.hidden_channels=-4", "student.model: "),
+        ("split.train_per_class=-1", "split.train_per_class and split.val_per_class must be"),
+        ("loss.label_weight=1.5", "loss.label_weight (lambda) must be in [0, 1], got 1.5"),
+        ("loss.temperature=0", "loss.temperature must be > 0, got 0"),
         ("teacher.model.num_layers=0", "teacher.model.num_layers=0"),
-        ("dataset.train_per_class=500", "Cannot draw the split: class"),
+        ("split.train_per_class=500", "Cannot draw the split: class"),
         ("teacher.artifact=/nonexistent/teacher.pt", "not found: /nonexistent/teacher.pt"),
     ],
 )
@@ -107,7 +107,7 @@ def test_missing_raw_files_offline(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(catalog, "download_url", offline)
+    monkeypatch.setattr(files, "download_url", offline)
     cfg = compose_config(
         [
             "dataset=citeseer",
@@ -148,7 +148,7 @@ def test_non_finite_features_are_rejected(tmp_path):
         labels=np.array([0, 1, 0, 1]),
     )
     with pytest.raises(DataError, match="NaN or Inf features"):
-        catalog.load_graph("cora", "cpf", tmp_path / "cache", None)
+        load_catalog("cora", tmp_path / "cache")
 
 
 def test_missing_or_foreign_student_artifact(tmp_path):

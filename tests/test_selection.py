@@ -6,9 +6,10 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from g2m.lit.fit import fit_and_test
+from g2m.lit.fit import StageSchedule, TrainerSettings, fit_and_test
 from g2m.lit.loaders import full_batch_loader
 from g2m.lit.selection import selection_callbacks
+from tests.conftest import cpf_split
 
 
 class ScriptedAccuracy(pl.LightningModule):
@@ -42,13 +43,11 @@ class ScriptedAccuracy(pl.LightningModule):
 def run_scripted(accs, patience, on_tie, run_dir):
     return fit_and_test(
         ScriptedAccuracy(accs),
-        "toy",
+        StageSchedule("toy", lr=0.1, weight_decay=0.0, max_epochs=len(accs), patience=patience),
+        TrainerSettings({"accelerator": "cpu", "enable_progress_bar": False}, on_tie),
         run_dir,
-        max_epochs=len(accs),
-        patience=patience,
         logger=False,
-        trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False},
-        on_tie=on_tie,
+        full_graph=True,
     )
 
 
@@ -77,12 +76,11 @@ def test_unknown_tie_rule_is_rejected(tmp_path):
 
 
 def test_validation_nodes_can_be_left_out_of_the_distillation_pool(tiny_graph):
-    from g2m.data.splits import make_split
     from g2m.lit.student import StudentSystem
     from g2m.losses.glnn import SoftLogitDistillation
     from g2m.models.student import MLPStudent
 
-    split = make_split(tiny_graph, "cpf", 0, 0.2, 5, 5)
+    split = cpf_split(tiny_graph, 0, 0.2)
     logits = torch.randn(tiny_graph.num_nodes, 3)
 
     def system(distill_val):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from g2m.data import load_graph, make_split, observed_subgraph
-from g2m.data.splits import cpf_split, hold_out, random_split, to_local
+from g2m.data import make_split, observed_subgraph
+from g2m.data.splits import MaskSplit, cpf_split, hold_out, random_split, to_local
 from g2m.errors import DataError
+from tests.conftest import cpf_split as tiny_cpf
+from tests.conftest import load_catalog
 
 
 def _disjoint_and_complete(split, num_nodes):
@@ -22,7 +24,7 @@ def _disjoint_and_complete(split, num_nodes):
     [("cora", 2485, 5069, 7), ("citeseer", 2110, 3668, 6)],
 )
 def test_cpf_largest_connected_component(name, nodes, edges, classes, data_dir, cache_dir):
-    graph = load_graph(name, "cpf", cache_dir, data_dir)
+    graph = load_catalog(name, cache_dir, data_dir).data
     assert graph.num_nodes == nodes
     assert graph.edge_index.size(1) == 2 * edges  # undirected, stored both ways
     src, dst = graph.edge_index
@@ -32,8 +34,8 @@ def test_cpf_largest_connected_component(name, nodes, edges, classes, data_dir, 
 
 @pytest.mark.parametrize("name", ["cora", "citeseer"])
 def test_cpf_split_counts_per_class(name, data_dir, cache_dir):
-    graph = load_graph(name, "cpf", cache_dir, data_dir)
-    split = make_split(graph, "cpf", seed=3)
+    graph = load_catalog(name, cache_dir, data_dir).data
+    split = tiny_cpf(graph, seed=3, train=20, val=30)
     num_classes = int(graph.y.max()) + 1
     assert torch.equal(
         torch.bincount(graph.y[split.train], minlength=num_classes), torch.full((num_classes,), 20)
@@ -59,9 +61,7 @@ def test_split_that_cannot_be_drawn_names_the_class(tiny_graph):
 
 
 def test_inductive_holds_out_a_fifth_of_test(tiny_graph):
-    split = make_split(
-        tiny_graph, "cpf", seed=0, held_out_fraction=0.2, train_per_class=5, val_per_class=5
-    )
+    split = tiny_cpf(tiny_graph, seed=0, held_out=0.2)
     total_test = split.test.numel() + split.test_ind.numel()
     assert split.test_ind.numel() == int(0.2 * total_test)
     _disjoint_and_complete(split, tiny_graph.num_nodes)
@@ -69,9 +69,7 @@ def test_inductive_holds_out_a_fifth_of_test(tiny_graph):
 
 
 def test_observed_subgraph_drops_every_edge_of_held_out_nodes(tiny_graph):
-    split = make_split(
-        tiny_graph, "cpf", seed=0, held_out_fraction=0.2, train_per_class=5, val_per_class=5
-    )
+    split = tiny_cpf(tiny_graph, seed=0, held_out=0.2)
     observed = split.observed
     sub = observed_subgraph(tiny_graph, split)
     assert sub.num_nodes == observed.numel()
@@ -88,7 +86,7 @@ def test_observed_subgraph_drops_every_edge_of_held_out_nodes(tiny_graph):
 
 
 def test_transductive_observed_graph_is_the_graph(tiny_graph):
-    split = make_split(tiny_graph, "cpf", seed=0, train_per_class=5, val_per_class=5)
+    split = tiny_cpf(tiny_graph, seed=0)
     assert observed_subgraph(tiny_graph, split) is tiny_graph
     assert split.test_ind.numel() == 0
 
@@ -104,24 +102,25 @@ def test_to_local_rejects_unobserved_ids():
 
 
 def test_public_planetoid_split(data_dir, cache_dir):
-    graph = load_graph("cora", "public", cache_dir, data_dir)
-    split = make_split(graph, "public", seed=0)
+    graph = load_catalog("cora-planetoid", cache_dir, data_dir).data
+    split = make_split(graph, MaskSplit("public", False), seed=0)
     assert (split.train.numel(), split.val.numel(), split.test.numel()) == (140, 500, 1000)
 
 
 def test_fixed_split_leaves_unassigned_nodes_observed(data_dir, cache_dir):
-    graph = load_graph("cora", "geom-gcn", cache_dir, data_dir)
-    split = make_split(graph, "geom-gcn", seed=0, held_out_fraction=0.2)
+    graph = load_catalog("cora-geom-gcn", cache_dir, data_dir).data
+    split = make_split(graph, MaskSplit("geom-gcn", True), seed=0, held_out_fraction=0.2)
     assigned = split.train.numel() + split.val.numel() + split.test.numel()
     assert assigned + split.test_ind.numel() < graph.num_nodes  # geom-gcn skips some nodes
     assert split.observed.numel() == graph.num_nodes - split.test_ind.numel()
 
 
 def test_geom_gcn_split_follows_the_seed(data_dir, cache_dir):
-    graph = load_graph("texas", "geom-gcn", cache_dir, data_dir)
+    graph = load_catalog("texas", cache_dir, data_dir).data
     assert graph.num_nodes == 183
-    first, eleventh = make_split(graph, "geom-gcn", seed=0), make_split(graph, "geom-gcn", 10)
-    second = make_split(graph, "geom-gcn", seed=1)
+    geom_gcn = MaskSplit("geom-gcn", True)
+    first, eleventh = make_split(graph, geom_gcn, seed=0), make_split(graph, geom_gcn, 10)
+    second = make_split(graph, geom_gcn, seed=1)
     assert first.same_as(eleventh)
     assert not torch.equal(first.train, second.train)
     assert not set(first.train.tolist()) & set(first.test.tolist())

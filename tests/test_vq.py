@@ -7,15 +7,18 @@ import json
 import pytest
 import torch
 
-from g2m.data.splits import make_split
 from g2m.errors import ArtifactError, ConfigError
 from g2m.lit.codebook import CodebookSystem
+from g2m.lit.codebook_stage import CodebookArtifact
 from g2m.losses import DistillationBatch
 from g2m.losses.vq import CodeDistillation
+from g2m.models import MLPStudent
 from g2m.models.codebook import GraphTokenizer, code_similarity, soft_assignment
-from g2m.run import pipeline, stages
-from g2m.run.artifacts import CodebookArtifact, TeacherArtifact
-from tests.conftest import compose_config, tiny_overrides
+from g2m.run import pipeline
+from g2m.run.artifacts import TeacherArtifact
+from g2m.run.build import build_run
+from g2m.run.extra import DistillationTargets
+from tests.conftest import compose_config, cpf_split, tiny_overrides
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "l2"])
@@ -125,7 +128,7 @@ def test_only_the_graph_class_head_tells_apart_nodes_that_share_a_code(tiny_grap
 
 
 def test_codebook_stage_loss_terms_are_finite_and_structure_uses_sampled_pairs(tiny_graph):
-    split = make_split(tiny_graph, "cpf", 0, 0.2, 5, 5)
+    split = cpf_split(tiny_graph, 0, 0.2)
     weights = {"ce": 1.0, "feature": 1.0, "structure": 1.0}
     system = CodebookSystem(
         make_tokenizer(tiny_graph), tiny_graph, split, 0.01, 0.0, weights, edges_per_step=50
@@ -144,7 +147,7 @@ def test_codebook_stage_loss_terms_are_finite_and_structure_uses_sampled_pairs(t
 
 
 def test_codebook_stage_trains_the_graph_class_head(tiny_graph):
-    split = make_split(tiny_graph, "cpf", 0, 0.2, 5, 5)
+    split = cpf_split(tiny_graph, 0, 0.2)
     weights = {"ce": 1.0, "feature": 0.0, "structure": 0.0}
     system = CodebookSystem(
         make_tokenizer(tiny_graph, graph_head=True), tiny_graph, split, 0.01, 0.0, weights
@@ -154,14 +157,14 @@ def test_codebook_stage_trains_the_graph_class_head(tiny_graph):
     assert head_grads and all(g is not None and g.abs().sum() > 0 for g in head_grads)
 
 
-def test_codebook_stage_rejects_bad_weights(tiny_graph):
-    split = make_split(tiny_graph, "cpf", 0, 0.0, 5, 5)
+@pytest.mark.parametrize("override", ["codebook.weights.ce=-1", "~codebook.weights.feature"])
+def test_codebook_stage_rejects_bad_weights(override):
     with pytest.raises(ConfigError, match="codebook.weights"):
-        CodebookSystem(make_tokenizer(tiny_graph), tiny_graph, split, 0.01, 0.0, {"ce": 1.0})
+        build_run(compose_config(["loss=vq", override]))
 
 
 def test_codebook_artifact_round_trips_and_refuses_a_mismatch(tiny_graph, tmp_path):
-    split = make_split(tiny_graph, "cpf", 0, 0.2, 5, 5)
+    split = cpf_split(tiny_graph, 0, 0.2)
     n = tiny_graph.num_nodes
     embedding = torch.randn(n, 8)
     embedding[split.test_ind] = float("nan")
@@ -184,7 +187,7 @@ def test_codebook_artifact_round_trips_and_refuses_a_mismatch(tiny_graph, tmp_pa
     torch.testing.assert_close(rows.sum(-1), torch.ones(split.observed.numel()))
     loaded.check_compatible("synthetic", 8, split)
     with pytest.raises(ArtifactError, match="different split"):
-        loaded.check_compatible("synthetic", 8, make_split(tiny_graph, "cpf", 1, 0.2, 5, 5))
+        loaded.check_compatible("synthetic", 8, cpf_split(tiny_graph, 1, 0.2))
     with pytest.raises(ArtifactError, match="not a g2m codebook"):
         torch.save({"version": 1}, tmp_path / "other.pt")
         CodebookArtifact.load(tmp_path / "other.pt")
@@ -230,7 +233,7 @@ def test_vq_student_reuses_stored_teacher_and_codebook(tmp_path, cache_dir):
 def test_codebook_similarity_is_shared_by_both_sides_by_default():
     cfg = compose_config(["loss=vq", "codebook.similarity=l2"])
     assert cfg.loss.similarity == "l2"
-    assert stages.build_objective(cfg.loss).similarity == "l2"
+    assert build_run(cfg).objective.similarity == "l2"
 
 
 def test_tokenizer_soft_labels_end_to_end_on_held_out_nodes(tmp_path, cache_dir):
@@ -247,23 +250,32 @@ def test_tokenizer_soft_labels_end_to_end_on_held_out_nodes(tmp_path, cache_dir)
     observed = artifact.logits[split.observed]
     assert torch.isfinite(observed).all()
     # the student distils the tokenizer's logits, not the GNN teacher's
-    chosen = stages.distilled_logits(cfg, teacher, artifact)
-    assert chosen is artifact.logits and not torch.equal(observed, teacher.logits[split.observed])
-    default = compose_config(tiny_overrides(cache_dir, *VQ_TINY))
-    assert stages.distilled_logits(default, teacher, artifact) is teacher.logits
+    plan = build_run(cfg)
+    targets = hand_over(plan, teacher, artifact)
+    assert targets.logits is artifact.logits and targets.source == "tokenizer"
+    assert not torch.equal(observed, teacher.logits[split.observed])
+    default = build_run(compose_config(tiny_overrides(cache_dir, *VQ_TINY)))
+    assert hand_over(default, teacher, artifact).logits is teacher.logits
+
+
+def hand_over(plan, teacher, artifact):
+    (stage,) = plan.stages
+    targets = DistillationTargets(teacher.logits, teacher.embedding)
+    return stage.hand_over(artifact, targets, plan.objective, MLPStudent(8, 16, 3))
 
 
 def test_tokenizer_soft_labels_refuse_a_codebook_without_logits(tiny_graph):
     # what a linear class head (the default) stores, and every codebook saved before logits
     n = tiny_graph.num_nodes
     codes = torch.zeros(n, dtype=torch.long)
-    split = make_split(tiny_graph, "cpf", 0, 0.0, 5, 5)
+    split = cpf_split(tiny_graph, 0, 0.0)
     linear = CodebookArtifact(
         torch.randn(4, 2), torch.randn(n, 2), codes, "cosine", split, "synthetic", 8
     )
-    cfg = compose_config(["loss=vq", "codebook.soft_labels=tokenizer"])
+    plan = build_run(compose_config(["loss=vq", "codebook.soft_labels=tokenizer"]))
+    teacher = DistillationTargets(torch.randn(n, 3), None)
     with pytest.raises(ConfigError, match="Retrain the codebook with codebook.classifier=graph"):
-        stages.distilled_logits(cfg, None, linear)
+        plan.stages[0].hand_over(linear, teacher, plan.objective, MLPStudent(8, 16, 3))
 
 
 @pytest.mark.parametrize(

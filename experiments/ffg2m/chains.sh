@@ -24,7 +24,7 @@ if [ "${1:-}" = "--chain" ]; then  # one chain: --chain DATASET SPLIT TEACHER SE
   mkdir -p "$dir"
   trap 'echo "FAILED $ds $split $teacher $setting seed $seed: see $dir.log" >&2' ERR
   # shellcheck disable=SC2206  # CHAIN_EXTRA holds whitespace-free Hydra overrides
-  common=(dataset=$ds dataset.split=$split teacher=$teacher setting=$setting
+  common=(dataset=$ds split=$split teacher=$teacher setting=$setting
           seed=$seed logger=none trainer.enable_progress_bar=false $CHAIN_EXTRA)
   run() {  # run DIR OVERRIDES...: a finished run (metrics.json written) is not started again
     local run_dir=$1

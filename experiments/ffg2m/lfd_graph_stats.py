@@ -17,13 +17,10 @@ to :math:`\\deg i + 1`. This prints, for the CPF graphs:
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import torch
 
-from g2m.data import default_cache_dir, load_graph
-from g2m.data.sources import DATA_DIR_ENV
+import g2m
 
 
 def lfd_weight_stats(edge_index: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -46,7 +43,6 @@ def main() -> None:
         "--datasets", nargs="+", default=["cora", "citeseer", "a-photo", "a-computer"]
     )
     args = parser.parse_args()
-    local = os.environ.get(DATA_DIR_ENV)
     header = [
         "dataset",
         "nodes",
@@ -58,7 +54,7 @@ def main() -> None:
     print("| " + " | ".join(header) + " |")
     print("|---" * len(header) + "|")
     for name in args.datasets:
-        graph = load_graph(name, "cpf", default_cache_dir(), Path(local) if local else None)
+        graph = g2m.load_dataset(name).data
         stats = lfd_weight_stats(graph.edge_index, graph.y)
         cells = [
             name,

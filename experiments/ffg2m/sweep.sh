@@ -5,8 +5,8 @@
 #
 # Usage: bash experiments/ffg2m/sweep.sh DATASET SPLIT SEEDS OUT_DIR [extra overrides...]
 #   CPF protocol, 10 seeds:  bash experiments/ffg2m/sweep.sh cora cpf 0,1,2,3,4,5,6,7,8,9 multirun/ffg2m
-#   paper protocol, 5 seeds: bash experiments/ffg2m/sweep.sh cora public 0,1,2,3,4 multirun/ffg2m
-#                            bash experiments/ffg2m/sweep.sh a-photo random 0,1,2,3,4 multirun/ffg2m
+#   paper protocol, 5 seeds: bash experiments/ffg2m/sweep.sh cora-planetoid public 0,1,2,3,4 multirun/ffg2m
+#                            bash experiments/ffg2m/sweep.sh amazon-photo random 0,1,2,3,4 multirun/ffg2m
 # (G2M_DATA_DIR=../shared/datasets to work offline). TEACHERS=sage,gcn,
 # SETTINGS=transductive,inductive and VARIANTS="ffg2m lfd hfd" (the defaults) narrow a
 # sweep, e.g. to run its parts in parallel. Then:
@@ -15,7 +15,7 @@
 set -euo pipefail
 ds=$1 split=$2 seeds=$3 out=$4/$1-$2
 shift 4
-common=(dataset=$ds dataset.split=$split teacher=${TEACHERS:-sage,gcn} setting=${SETTINGS:-transductive,inductive}
+common=(dataset=$ds split=$split teacher=${TEACHERS:-sage,gcn} setting=${SETTINGS:-transductive,inductive}
         seed=$seeds logger=none trainer.enable_progress_bar=false "$@")
 python -m g2m.train -m "${common[@]}" loss=glnn hydra.sweep.dir=$out/glnn
 teacher="$out/glnn/\${dataset.name}-\${teacher.name}-mlp-glnn-\${setting.name}-seed\${seed}/teacher.pt"

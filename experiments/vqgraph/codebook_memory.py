@@ -22,13 +22,13 @@ def measure(num_nodes: int, epochs: int) -> dict:
     import torch
     from torch_geometric.nn.models import GraphSAGE
 
-    from g2m.data.splits import make_split
+    from g2m.data.splits import CPFSplit, make_split
     from g2m.data.synthetic import make_csbm
     from g2m.lit.codebook import CodebookSystem
     from g2m.models.codebook import GraphTokenizer
 
     graph = make_csbm(num_nodes=num_nodes, num_classes=5, num_features=128, avg_degree=10)
-    split = make_split(graph, "cpf", 0, 0.0, 20, 30)
+    split = make_split(graph, CPFSplit("cpf", 20, 30), 0, 0.0)
     encoder = GraphSAGE(128, 128, num_layers=2, out_channels=128)
     tokenizer = GraphTokenizer(encoder, 128, 5, codebook_size=512, dead_code_threshold=2)
     weights = {"ce": 1.0, "feature": 1.0, "structure": 1.0}

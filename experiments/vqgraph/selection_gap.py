@@ -84,24 +84,30 @@ def measure(run_dir: Path) -> dict:
     """Retrain ``run_dir``'s student with a :class:`TestCurve`; return both figures."""
     from omegaconf import OmegaConf
 
-    from g2m.run import pipeline, stages
+    from g2m.data.splits import make_split
+    from g2m.lit.codebook_stage import CodebookArtifact  # noqa: F401  (loss=vq's artifact)
+    from g2m.run.artifacts import TeacherArtifact
+    from g2m.run.build import RunModels, build_run
+    from g2m.run.pipeline import distil, stored_artifact
 
     cfg = OmegaConf.load(run_dir / "config.yaml")
     cfg.logger = None
     cfg.trainer.enable_progress_bar = False
-    graph, split = pipeline.load_data(cfg)
-    teacher = pipeline.load_stored("teacher", cfg, graph, split, run_dir)
-    with_codebook = stages.needs_codebook(cfg)
-    codebook = (
-        pipeline.load_stored("codebook", cfg, graph, split, run_dir) if with_codebook else None
-    )
-    if teacher is None or (with_codebook and codebook is None):
-        raise FileNotFoundError(f"{run_dir}: its teacher.pt or codebook.pt is not there.")
+    plan = build_run(cfg)
+    graph = plan.source.load(plan.location)
+    split = make_split(graph.data, plan.split, plan.seed, plan.held_out_fraction)
+    teacher = stored_artifact("teacher", None, TeacherArtifact.load, graph, split, run_dir)
+    artifacts = {
+        s.name: stored_artifact(s.name, None, s.load, graph, split, run_dir) for s in plan.stages
+    }
+    if teacher is None or any(a is None for a in artifacts.values()):
+        raise FileNotFoundError(f"{run_dir}: its teacher.pt or an extra stage's .pt is missing.")
     curve = TestCurve()
     with tempfile.TemporaryDirectory() as scratch:
-        pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        _, result = stages.train_student(
-            cfg, graph, split, teacher, Path(scratch), False, codebook, (curve,)
+        pl.seed_everything(plan.seed, workers=True, verbose=False)
+        models = RunModels(plan, graph)
+        _, result, _ = distil(
+            plan, models, graph, split, teacher, artifacts, Path(scratch), False, (curve,)
         )
     recorded = json.loads((run_dir / "metrics.json").read_text())["student"]
     key = "test" if cfg.setting.name == "transductive" else "test_ind"

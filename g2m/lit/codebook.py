@@ -40,7 +40,6 @@ from torch_geometric.data import Data
 from torchmetrics.functional import accuracy
 
 from g2m.data.splits import NodeSplit, observed_subgraph, to_local
-from g2m.errors import ConfigError
 from g2m.lit.loaders import FullGraphStage
 from g2m.lit.safety import ResumableRNG
 from g2m.lit.teacher import with_adjacency
@@ -56,7 +55,8 @@ class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
         model: the tokenizer. graph: the full graph (global ids). split: the node split.
         lr, weight_decay: Adam settings.
         weights: ``{"ce", "feature", "structure"}`` loss weights (commitment is inside the
-            quantiser).
+            quantiser); checked, like the sampling counts, by
+            :class:`~g2m.lit.codebook_stage.CodebookStage`.
         edges_per_step: positive edges sampled per step (None: every observed edge).
         negatives_per_edge: random node pairs per positive edge.
         seed: seed of the edge and negative sampling.
@@ -75,13 +75,6 @@ class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
         seed: int = 0,
     ):
         super().__init__()
-        if set(weights) != set(LOSS_TERMS) or any(float(w) < 0 for w in weights.values()):
-            raise ConfigError(
-                f"codebook.weights must give a number >= 0 for each of {list(LOSS_TERMS)}, "
-                f"got {dict(weights)}."
-            )
-        if negatives_per_edge < 1 or (edges_per_step is not None and edges_per_step < 1):
-            raise ConfigError("codebook.negatives_per_edge and edges_per_step must be >= 1.")
         self.model = model
         self.lr, self.weight_decay = lr, weight_decay
         self.weights = {k: float(v) for k, v in weights.items()}

@@ -19,7 +19,11 @@ import lightning.pytorch as pl
 import torch
 
 from g2m.errors import ConfigError
-from g2m.lit.distributed import SyncBuffersBeforeEvaluation
+from g2m.lit.distributed import (
+    SyncBuffersBeforeEvaluation,
+    single_device,
+    student_trainer_kwargs,
+)
 from g2m.lit.progress import StageProgressBar
 from g2m.lit.safety import AtomicCheckpointIO, StopOnNonFiniteLoss
 from g2m.lit.selection import selection_callbacks
@@ -35,6 +39,65 @@ for _name in ("lightning.pytorch", "lightning.fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
+def _is_number(value: Any, low: float, inclusive: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value >= low if inclusive else value > low
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+@dataclass(frozen=True)
+class StageSchedule:
+    """How one stage trains: Adam's settings, the epoch budget and early stopping.
+
+    Args:
+        stage: ``teacher``, ``codebook``, ``student`` ...: names checkpoints, logged metrics
+            (``<stage>/val/acc``) and the config keys in messages.
+        lr: Adam's learning rate (> 0). weight_decay: Adam's L2 penalty (>= 0).
+        max_epochs: the most epochs (>= 1). patience: epochs without a better validation
+            accuracy before the stage stops (>= 1).
+    """
+
+    stage: str
+    lr: float
+    weight_decay: float
+    max_epochs: int
+    patience: int
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("optim.lr", self.lr, _is_number(self.lr, 0, False), "a number > 0"),
+            (
+                "optim.weight_decay",
+                self.weight_decay,
+                _is_number(self.weight_decay, 0, True),
+                "a number >= 0",
+            ),
+            ("max_epochs", self.max_epochs, _is_count(self.max_epochs), "an integer >= 1"),
+            ("patience", self.patience, _is_count(self.patience), "an integer >= 1"),
+        ]
+        problems = [f"  {self.stage}.{k}={v!r}: expected {e}" for k, v, ok, e in checks if not ok]
+        if problems:
+            raise ConfigError("Invalid configuration:\n" + "\n".join(problems))
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """What every stage's Lightning ``Trainer`` shares.
+
+    Attributes:
+        kwargs: ``Trainer`` arguments (``accelerator``, ``devices``, ``precision``, ...,
+            ``enable_progress_bar``) plus ``ddp``, the student stage's DDP options.
+        on_tie: the selection tie rule of :mod:`g2m.lit.selection` (``first``/``latest``).
+    """
+
+    kwargs: dict[str, Any]
+    on_tie: str = "latest"
+
+
 @dataclass
 class StageResult:
     """What a stage reports: best validation score, its epoch, test metrics, timing."""
@@ -47,31 +110,49 @@ class StageResult:
     seconds: float
     throughput: dict[str, float] = field(default_factory=dict)
 
+    def rates(self) -> dict[str, float]:
+        """Median seconds per training epoch (and nodes/s where defined), rounded."""
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in self.throughput.items()}
+
+    def metrics(self, inductive: bool) -> dict[str, Any]:
+        """The stage's metrics.json block (accuracies as fractions); an inductive run adds
+        the held-out accuracy and GLNN's ``prod = 0.8 tran + 0.2 ind``."""
+        block = {
+            "val_acc": self.val_acc,
+            "test_acc": self.test["acc"],
+            "best_epoch": self.best_epoch,
+            "epochs": self.epochs_run,
+        }
+        if inductive:
+            tran, ind = self.test["acc"], self.test["acc_ind"]
+            block |= {"test_acc_ind": ind, "test_acc_prod": 0.8 * tran + 0.2 * ind}
+        return block
+
 
 def fit_and_test(
     system: pl.LightningModule,
-    stage: str,
+    schedule: StageSchedule,
+    trainer: TrainerSettings,
     run_dir: Path,
-    max_epochs: int,
-    patience: int,
     logger: Any,
-    trainer_kwargs: dict[str, Any],
-    on_tie: str = "latest",
+    full_graph: bool,
     extra_callbacks: tuple[pl.Callback, ...] = (),
 ) -> StageResult:
-    """Train ``system`` with early stopping on ``{stage}/val/acc``; test the best checkpoint.
+    """Train ``system`` with early stopping on ``<stage>/val/acc``; test the best checkpoint.
 
-    ``on_tie`` is the tie rule of :mod:`g2m.lit.selection` (``first`` or ``latest``).
-    ``extra_callbacks`` watch the run (e.g. ``experiments/vqgraph/selection_gap.py``'s per-epoch
-    test curve); selection stays on validation whatever they do.
+    A ``full_graph`` stage runs on one device; the others (the student's mini-batches) on
+    every device the trainer asks for (:mod:`g2m.lit.distributed`). ``extra_callbacks``
+    watch the run (e.g. ``experiments/vqgraph/selection_gap.py``'s per-epoch test curve);
+    selection stays on validation whatever they do.
     """
-    if max_epochs < 1 or patience < 1:
-        raise ConfigError(f"{stage}.max_epochs and {stage}.patience must be >= 1.")
+    stage, max_epochs = schedule.stage, schedule.max_epochs
+    trainer_kwargs = (
+        single_device(trainer.kwargs) if full_graph else student_trainer_kwargs(trainer.kwargs)
+    )
     checkpoint_dir = run_dir / "checkpoints" / stage
     checkpoint, stopping = selection_callbacks(
-        f"{stage}/val/acc", patience, str(checkpoint_dir), on_tie
+        f"{stage}/val/acc", schedule.patience, str(checkpoint_dir), trainer.on_tie
     )
-    trainer_kwargs = dict(trainer_kwargs)
     throughput = TrainThroughput()
     callbacks = [
         checkpoint,
@@ -83,7 +164,7 @@ def fit_and_test(
     ]
     if trainer_kwargs.pop("enable_progress_bar", True):
         callbacks.append(StageProgressBar(stage))
-    trainer = pl.Trainer(
+    fitter = pl.Trainer(
         max_epochs=max_epochs,
         callbacks=callbacks,
         logger=logger,
@@ -102,12 +183,12 @@ def fit_and_test(
     last = checkpoint_dir / "last.ckpt"
     if last.is_file():
         log.info("Resuming the %s stage from %s", stage, last)
-    trainer.fit(system, ckpt_path=str(last) if last.is_file() else None)
+    fitter.fit(system, ckpt_path=str(last) if last.is_file() else None)
     best = Path(checkpoint.best_model_path)
     if not best.is_file():
         raise RuntimeError(f"{stage} stage produced no checkpoint (did validation run?).")
     best_epoch = int(torch.load(best, map_location="cpu", weights_only=False)["epoch"])
-    (tested,) = trainer.test(system, ckpt_path=str(best), verbose=False)
+    (tested,) = fitter.test(system, ckpt_path=str(best), verbose=False)
     seconds = time.perf_counter() - start
     val = float(checkpoint.best_model_score)
     if not math.isfinite(val):
@@ -115,4 +196,4 @@ def fit_and_test(
     prefix = f"{stage}/test/"
     test = {k[len(prefix) :]: float(v) for k, v in tested.items() if k.startswith(prefix)}
     rates = throughput.summary(getattr(system, "nodes_per_epoch", None))
-    return StageResult(val, best_epoch, test, best, trainer.current_epoch, seconds, rates)
+    return StageResult(val, best_epoch, test, best, fitter.current_epoch, seconds, rates)

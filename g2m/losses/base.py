@@ -11,8 +11,10 @@ with :math:`\\mathcal{L}_{CE}` the cross-entropy on the labelled nodes of the ba
 :math:`\\mathcal{L}_k` the objective's distillation terms (``term_names``). An ablation is a
 config override (``loss.weights.kd=0``), never a mode flag.
 
-Objectives *declare* what they need beyond logits (class attributes ``needs_edges``,
-``needs_embeddings``, ``needs_codebook``); the training system provides exactly that.
+Objectives *declare* what they need beyond logits (class attributes ``needs_edges`` and
+``needs_embeddings``; the training system provides exactly that) and the stages they add
+between teacher and student (``extra_stages``: config keys of :class:`g2m.run.extra.ExtraStage`
+nodes, e.g. VQGraph's ``("codebook",)``), which the pipeline runs without knowing them.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class DistillationObjective(nn.Module):
     term_names: ClassVar[tuple[str, ...]] = ()
     needs_edges: ClassVar[bool] = False
     needs_embeddings: ClassVar[bool] = False
-    needs_codebook: ClassVar[bool] = False
+    extra_stages: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, label_weight: float, weights: Mapping[str, float]):
         super().__init__()
@@ -105,7 +107,9 @@ def label_cross_entropy(batch: DistillationBatch) -> Tensor:
     Computed with a mask rather than by selecting the labelled rows, so a GPU step never
     waits for the host to learn how many there are.
     """
-    ce = F.cross_entropy(batch.student_logits.float(), batch.labels, reduction="none")
+    # unlabelled nodes (y = -1) are masked out; clamping keeps their ids in range
+    labels = batch.labels.clamp(min=0)
+    ce = F.cross_entropy(batch.student_logits.float(), labels, reduction="none")
     mask = batch.labelled.to(ce.dtype)
     return (ce * mask).sum() / mask.sum().clamp(min=1.0)
 

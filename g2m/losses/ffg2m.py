@@ -85,7 +85,7 @@ class FrequencyDistillation(DistillationObjective):
 
     def __init__(
         self,
-        label_weight: float = 0.0,
+        label_weight: float = 0.1,
         temperature: float = 1.5,
         weights: Mapping[str, float] | None = None,
     ):

@@ -65,23 +65,24 @@ class CodeDistillation(DistillationObjective):
         similarity: ``"cosine"`` or ``"l2"``, used on both sides.
         weights: ``{"kd": w_kd, "code": w_code}``.
 
-    Call :meth:`attach_codebook` with the frozen codes before training.
+    The codebook stage's :meth:`~g2m.lit.codebook_stage.CodebookStage.hand_over` calls
+    :meth:`attach_codebook` with the frozen codes before training.
     """
 
     name = "vq"
     term_names = ("kd", "code")
     needs_embeddings = True
-    needs_codebook = True
+    extra_stages = ("codebook",)  # g2m.lit.codebook_stage.CodebookStage
 
     def __init__(
         self,
         label_weight: float = 0.0,
         temperature: float = 1.0,
-        code_temperature: float = 1.0,
+        code_temperature: float = 0.1,
         similarity: str = "cosine",
         weights: Mapping[str, float] | None = None,
     ):
-        super().__init__(label_weight, weights if weights is not None else {"kd": 1, "code": 1})
+        super().__init__(label_weight, weights if weights is not None else {"kd": 1, "code": 10})
         if similarity not in SIMILARITIES:
             raise ConfigError(
                 f"loss.similarity must be one of {list(SIMILARITIES)}, got '{similarity}'."

@@ -97,7 +97,7 @@ class GraphTokenizer(nn.Module):
         decay: float = 0.8,
         commitment_weight: float = 0.25,
         kmeans_init: bool = True,
-        dead_code_threshold: float = 0.0,
+        dead_code_threshold: float = 2.0,
         self_loops: bool = False,
         graph_classifier: BasicGNN | None = None,
     ):

@@ -19,19 +19,29 @@ STUDENT_FORMAT = "g2m-student"
 STUDENT_FORMAT_VERSION = 1
 
 
-def save_student(model: MLPStudent, path: Path, provenance: dict[str, Any]) -> Path:
+def save_student(
+    model: MLPStudent,
+    path: Path,
+    provenance: dict[str, Any],
+    classes: list[str] | None = None,
+) -> Path:
     """Write ``model`` as a self-describing artifact (atomic).
 
-    ``classes[c]`` is the dataset label id that output ``c`` predicts.
+    ``classes[c]`` is the dataset's own label of the class that output ``c`` predicts
+    (default ``"0"..."C-1"``; a dataset whose labels were remapped keeps its ids here).
     """
     num_classes = model.init_args["out_channels"]
+    if classes is None:
+        classes = [str(c) for c in range(num_classes)]
+    if len(classes) != num_classes:
+        raise ValueError(f"{len(classes)} class labels for a student with {num_classes} outputs")
     state = {
         "format": STUDENT_FORMAT,
         "version": STUDENT_FORMAT_VERSION,
         "model_args": dict(model.init_args),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "input": {"num_features": model.init_args["in_channels"], "preprocessing": "none"},
-        "classes": [str(c) for c in range(num_classes)],
+        "classes": [str(c) for c in classes],
         "provenance": provenance,
     }
     return atomic_torch_save(state, path)

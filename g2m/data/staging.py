@@ -67,7 +67,12 @@ def stage_raw_files(
             # unique temporary name + atomic rename: a killed copy never looks complete,
             # and concurrent runs (a sweep) never share a half-written file
             atomic_write(target, lambda tmp, src=source: shutil.copyfile(src, tmp))
-        else:
+        elif source is not None and source.is_dir():  # a raw "file" that is a folder
+            nested = [
+                str(Path(rel) / p.relative_to(source)) for p in source.rglob("*") if p.is_file()
+            ]
+            missing += stage_raw_files(nested, cache_dir, local_dir)
+        elif not target.is_dir():
             missing.append(rel)
     return missing
 
@@ -91,10 +96,10 @@ def fetch_with_fallback(
         except (OSError, ValueError) as err:  # urllib's URLError is an OSError
             if not missing:
                 raise
-            raise _unavailable(dataset, missing, cache_dir, local_dir, err) from err
+            raise unavailable(dataset, missing, cache_dir, local_dir, err) from err
 
 
-def _unavailable(
+def unavailable(
     dataset: str, missing: Sequence[str], cache_dir: Path, local_dir: Path | None, err: Exception
 ) -> DatasetUnavailableError:
     """The actionable error for raw files that are neither local nor downloadable."""

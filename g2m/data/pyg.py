@@ -1,0 +1,138 @@
+"""Any PyG dataset by config: ``dataset=pyg dataset.cls=Coauthor dataset.name=CS``.
+
+:class:`PyGDataset` instantiates a class of :mod:`torch_geometric.datasets` (or any
+``torch_geometric.data.Dataset`` subclass named by a dotted path) with ``root`` set to g2m's
+cache and its own keyword arguments, and takes one of its graphs. Raw files follow the same
+rules as every other loader (:mod:`g2m.data.staging`): PyG's ``download()`` is preceded by a
+copy from ``$G2M_DATA_DIR`` (which mirrors PyG's raw layout, e.g. ``CS/raw/ms_academic_cs.npz``),
+so a read-only local copy is used offline and never written to; a failed download names
+the missing files and where to put them. Processing runs under the dataset's file lock.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from pathlib import Path
+from typing import Any
+
+from torch_geometric.data import Data
+
+from g2m.data.source import DataLocation, GraphSource
+from g2m.data.staging import DatasetUnavailableError, dataset_lock, stage_raw_files, unavailable
+from g2m.errors import ConfigError, DataError
+
+log = logging.getLogger("g2m")
+
+EXAMPLES = "Coauthor, Amazon, WikiCS, Actor, HeterophilousGraphDataset, Planetoid, WebKB"
+
+
+def resolve_dataset_class(cls: str) -> type:
+    """``cls`` as a class: a name in :mod:`torch_geometric.datasets` or a dotted path."""
+    from torch_geometric.data import Dataset
+
+    module_name, _, attr = str(cls).rpartition(".")
+    try:
+        module = importlib.import_module(module_name or "torch_geometric.datasets")
+        found = getattr(module, attr)
+    except (ImportError, AttributeError):
+        found = None
+    if not (inspect.isclass(found) and issubclass(found, Dataset)):
+        raise ConfigError(
+            f"dataset.cls={cls!r} is not a dataset class of torch_geometric.datasets "
+            f"(e.g. {EXAMPLES}), nor a dotted path to a torch_geometric.data.Dataset subclass."
+        )
+    return found
+
+
+def _parameters(cls: type) -> tuple[set[str], bool]:
+    """The keyword parameters of ``cls(...)`` and whether it takes ``**kwargs``."""
+    params = inspect.signature(cls.__init__).parameters
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return {n for n in params if n != "self"}, open_ended
+
+
+def with_local_raw_files(cls: type, location: DataLocation) -> type:
+    """``cls`` whose ``download()`` first copies its raw files from the local data folder."""
+    cache, local = location.cache_dir, location.data_dir
+
+    def download(self: Any) -> None:
+        names = self.raw_file_names
+        names = [names] if isinstance(names, str) else list(names)
+        relative = Path(self.raw_dir).resolve().relative_to(cache.resolve())
+        # the whole local raw folder: some classes read files beyond raw_file_names
+        # (Planetoid's geom-gcn split files)
+        if local is not None and (local / relative).is_dir():
+            stage_raw_files([str(relative)], cache, local)
+        missing = stage_raw_files([str(relative / name) for name in names], cache, local)
+        if not missing:
+            return
+        try:
+            cls.download(self)
+        except Exception as err:  # urllib's URLError is an OSError; others vary by class
+            raise unavailable(cls.__name__, missing, cache, local, err) from err
+
+    return type(cls.__name__, (cls,), {"download": download, "__module__": cls.__module__})
+
+
+class PyGDataset(GraphSource):
+    """One graph of a ``torch_geometric.datasets`` class.
+
+    Args:
+        cls: the class name in :mod:`torch_geometric.datasets` (``Coauthor``), or a dotted
+            path to any ``torch_geometric.data.Dataset`` subclass.
+        name: the dataset's name in metrics and logs; also passed as the class's ``name``
+            argument when it has one (``Coauthor(root, name="CS")``) and ``kwargs`` does not
+            set it.
+        kwargs: further keyword arguments of the class (``root`` is g2m's cache).
+        index: which graph of the dataset (node-classification datasets hold one).
+        options: ``largest_component``, ``standardize_edges`` (:class:`GraphSource`).
+    """
+
+    def __init__(
+        self,
+        cls: str,
+        name: str,
+        kwargs: dict[str, Any] | None = None,
+        index: int = 0,
+        **options: bool,
+    ):
+        super().__init__(name, **options)
+        self.cls = resolve_dataset_class(cls)
+        self.kwargs = dict(kwargs or {})
+        self.index = int(index)
+        accepted, open_ended = _parameters(self.cls)
+        unknown = sorted(set(self.kwargs) - accepted) if not open_ended else []
+        if unknown or "root" in self.kwargs:
+            raise ConfigError(
+                f"dataset.kwargs: {self.cls.__name__} takes {sorted(accepted - {'root'})}, not "
+                f"{unknown or ['root']} (root is g2m's cache: set paths.cache_dir instead)."
+            )
+        self.takes_root = "root" in accepted
+        if "name" in accepted and "name" not in self.kwargs:
+            self.kwargs["name"] = self.name
+
+    def read(self, location: DataLocation) -> Data:
+        label = f"{self.cls.__name__}({', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())})"
+        if not self.takes_root:  # the data ships with the class (KarateClub, FakeDataset)
+            dataset = self._instantiate(self.cls, label)
+        else:
+            staged = with_local_raw_files(self.cls, location)
+            with dataset_lock(location.cache_dir, f"{self.cls.__name__}-{self.name}"):
+                dataset = self._instantiate(staged, label, root=str(location.cache_dir))
+        if not 0 <= self.index < len(dataset):
+            raise ConfigError(f"dataset.index={self.index}: {label} holds {len(dataset)} graphs.")
+        if len(dataset) > 1:
+            log.info(
+                "%s: %d graphs; using graph %d (dataset.index)", label, len(dataset), self.index
+            )
+        return dataset[self.index]
+
+    def _instantiate(self, cls: type, label: str, **extra: Any) -> Any:
+        try:
+            return cls(**extra, **self.kwargs)
+        except DatasetUnavailableError:
+            raise
+        except Exception as err:  # the classes' own checks: AssertionError, ValueError, ...
+            raise DataError(f"{label} failed: {type(err).__name__}: {err}") from err

@@ -1,0 +1,189 @@
+"""The one place that reads the config: every component of a run, built from its node.
+
+:func:`build_run` instantiates each ``_target_`` node of the composed config — the dataset
+loader, the split protocol, the objective, the extra stages the objective declares, the
+logger — and turns the rest into plain settings (:mod:`g2m.run.plan`). The teacher's and
+the student's model nodes become factories, bound to the data's sizes as soon as the graph
+is loaded (:class:`RunModels`). Below this module nothing sees the config: stage functions
+take built objects and plain arguments. Every constructor checks its own arguments, so a
+wrong value fails at the top of the run, before anything trains or is written, with the
+config key in its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch_geometric.data import Data
+
+from g2m.data.source import DataLocation, GraphSource, LoadedGraph
+from g2m.data.splits import SplitProtocol
+from g2m.errors import ConfigError, G2MError
+from g2m.lit.fit import StageSchedule, TrainerSettings
+from g2m.losses.base import DistillationObjective
+from g2m.models import GNNTeacher, MLPStudent
+from g2m.run.extra import ExtraStage
+from g2m.run.plan import RunNames, RunPlan, StudentPlan, TeacherPlan
+from g2m.run.student_stage import StudentSettings
+from g2m.run.validate import check_config
+
+
+def _explain(key: str, err: Exception) -> G2MError:
+    """A constructor's complaint as a one-line error that names the config key."""
+    cause = err
+    while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(cause, InstantiationException):  # Hydra's own (e.g. an unknown _target_)
+        text = str(cause).splitlines()[0]
+        return ConfigError(f"{key}: {text}")
+    message = str(cause) if isinstance(cause, G2MError) else f"{type(cause).__name__}: {cause}"
+    error_type = type(cause) if isinstance(cause, G2MError) else ConfigError
+    return error_type(message if key in message else f"{key}: {message}")
+
+
+def build_node(node: DictConfig, key: str, partial: bool = False, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(node)`` (plain containers as arguments); a failing
+    constructor becomes a :class:`G2MError` naming ``key``."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError(f"{key} must be a config node with a _target_ (got {node!r}).")
+    try:
+        return instantiate(node, **kwargs, _partial_=partial, _convert_="all")
+    except (InstantiationException, G2MError, ValueError, TypeError, AssertionError) as err:
+        raise _explain(key, err) from err
+
+
+def call_factory(factory: Callable[..., Any], key: str, **kwargs: Any) -> Any:
+    """Call a factory made by ``build_node(..., partial=True)``; errors name ``key``."""
+    try:
+        return factory(**kwargs)
+    except (G2MError, ValueError, TypeError, ZeroDivisionError, AssertionError) as err:
+        raise _explain(key, err) from err
+
+
+def _without(node: DictConfig, *keys: str) -> DictConfig:
+    return OmegaConf.create({k: v for k, v in node.items() if k not in keys})
+
+
+def _schedule(cfg: DictConfig, stage: str) -> StageSchedule:
+    node = cfg[stage]
+    return StageSchedule(
+        stage, node.optim.lr, node.optim.weight_decay, node.max_epochs, node.patience
+    )
+
+
+def build_stages(cfg: DictConfig, objective: DistillationObjective) -> list[ExtraStage]:
+    """The extra stages the objective declares, each built from its own config key."""
+    stages = []
+    for key in objective.extra_stages:
+        if key not in cfg:
+            raise ConfigError(
+                f"loss={objective.name} needs the '{key}' stage, but the config has no '{key}' "
+                "node (its loss YAML should pull one in through its defaults list)."
+            )
+        stage = build_node(cfg[key], key)
+        if not isinstance(stage, ExtraStage) or stage.name != key:
+            raise ConfigError(f"{key}._target_ must name an ExtraStage whose name is '{key}'.")
+        stages.append(stage)
+    return stages
+
+
+def build_run(cfg: DictConfig, data: Data | None = None) -> RunPlan:
+    """Every component of the run described by ``cfg`` (``data``: a graph passed in Python,
+    for ``dataset=memory``)."""
+    check_config(cfg)
+    source = build_node(cfg.dataset, "dataset", **({"data": data} if data is not None else {}))
+    if not isinstance(source, GraphSource):
+        raise ConfigError("dataset._target_ must name a GraphSource (g2m.data.source).")
+    if data is not None and not hasattr(source, "data"):
+        raise ConfigError("a graph was passed in Python, so the dataset must be dataset=memory.")
+    split = build_node(cfg.split, "split")
+    if not isinstance(split, SplitProtocol):
+        raise ConfigError("split._target_ must name a SplitProtocol (g2m.data.splits).")
+    objective = build_node(_without(cfg.loss, "name"), "loss")
+    teacher, student = cfg.teacher, cfg.student
+    return RunPlan(
+        names=RunNames(
+            dataset=source.name,
+            split=split.name,
+            setting=str(cfg.setting.name),
+            teacher=str(teacher.name),
+            student=str(student.name),
+            loss=str(cfg.loss.name),
+            tag=str(cfg.tag) if cfg.get("tag") else None,
+        ),
+        seed=int(cfg.seed),
+        source=source,
+        location=DataLocation.from_paths(cfg.paths.cache_dir, cfg.paths.data_dir),
+        split=split,
+        held_out_fraction=float(cfg.setting.held_out_fraction),
+        teacher=TeacherPlan(
+            model=build_node(teacher.model, "teacher.model", partial=True),
+            self_loops=bool(teacher.self_loops),
+            schedule=_schedule(cfg, "teacher"),
+            artifact=Path(teacher.artifact) if teacher.artifact else None,
+        ),
+        student=StudentPlan(
+            model=build_node(student.model, "student.model", partial=True),
+            settings=StudentSettings(
+                _schedule(cfg, "student"), student.batch_size, student.get("distill_val", True)
+            ),
+        ),
+        objective=objective,
+        stages=build_stages(cfg, objective),
+        trainer=TrainerSettings(
+            OmegaConf.to_container(cfg.trainer, resolve=True), str(cfg.selection.on_tie)
+        ),
+        logger=build_node(cfg.logger, "logger", partial=True) if cfg.logger else None,
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+
+
+class RunModels:
+    """The run's model factories bound to the loaded graph's sizes (F features, C classes).
+
+    :meth:`check` builds every model once at the top of the run, so a wrong argument fails
+    before anything trains; it runs under a forked RNG, leaving the run's random stream
+    untouched. Each stage then builds its own fresh model right after it seeds, so the
+    initial weights depend on the seed alone, whatever ran before.
+    """
+
+    def __init__(self, plan: RunPlan, graph: LoadedGraph):
+        self.plan = plan
+        self.num_features, self.num_classes = graph.num_features, graph.num_classes
+
+    def _gnn(self, **kwargs: Any) -> nn.Module:
+        return call_factory(self.plan.teacher.model, "teacher.model", **kwargs)
+
+    def teacher(self) -> GNNTeacher:
+        gnn = self._gnn(in_channels=self.num_features, out_channels=self.num_classes)
+        return GNNTeacher(gnn, self_loops=self.plan.teacher.self_loops)
+
+    def student(self) -> MLPStudent:
+        return call_factory(
+            self.plan.student.model,
+            "student.model",
+            in_channels=self.num_features,
+            out_channels=self.num_classes,
+        )
+
+    def build_stage(self, stage: ExtraStage) -> None:
+        try:
+            stage.build(
+                self.num_features, self.num_classes, self._gnn, self.plan.teacher.self_loops
+            )
+        except (ValueError, TypeError, ZeroDivisionError, AssertionError) as err:
+            raise _explain(stage.name, err) from err
+
+    def check(self) -> None:
+        with torch.random.fork_rng(devices=[]):
+            self.teacher()
+            self.student()
+            for stage in self.plan.stages:
+                self.build_stage(stage)

@@ -1,0 +1,101 @@
+"""The student stage: distil the stored targets into the MLP, on one device or several.
+
+:func:`train_student` fits a :class:`~g2m.lit.student.StudentSystem` over mini-batches of
+observed nodes (``trainer.devices`` ranks under DDP, :mod:`g2m.lit.distributed`), with the
+objective and the targets the pipeline hands it (the teacher's, possibly replaced by an
+extra stage's, :mod:`g2m.run.extra`), and returns the trained student in eval mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch_geometric.data import Data
+
+from g2m.data.splits import NodeSplit, observed_subgraph
+from g2m.errors import ConfigError
+from g2m.lit.fit import StageResult, StageSchedule, TrainerSettings, fit_and_test
+from g2m.lit.student import StudentSystem
+from g2m.losses.base import DistillationObjective
+from g2m.models import MLPStudent
+from g2m.run.extra import DistillationTargets
+
+
+@dataclass(frozen=True)
+class StudentSettings:
+    """The student stage's own settings.
+
+    Args:
+        schedule: Adam's settings, epochs, patience.
+        batch_size: observed nodes per training step (None: one full batch).
+        distill_val: keep the validation nodes in the distillation pool (GLNN's CPF
+            protocol); false leaves them out, so validation measures unseen nodes.
+    """
+
+    schedule: StageSchedule
+    batch_size: int | None
+    distill_val: bool
+
+    def __post_init__(self) -> None:
+        size = self.batch_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ConfigError(
+                f"Invalid configuration:\n  student.batch_size={size!r}: expected an integer "
+                ">= 1 (or null: one full batch)"
+            )
+        if not isinstance(self.distill_val, bool):
+            raise ConfigError(
+                f"Invalid configuration:\n  student.distill_val={self.distill_val!r}: "
+                "expected true or false"
+            )
+
+
+def observed_edges(graph: Data, split: NodeSplit) -> torch.Tensor:
+    """``[2, E]`` edges of the observed graph in global ids: none touches a held-out node."""
+    if not split.inductive:
+        return graph.edge_index
+    return split.observed[observed_subgraph(graph, split).edge_index]
+
+
+def train_student(
+    model: MLPStudent,
+    objective: DistillationObjective,
+    graph: Data,
+    split: NodeSplit,
+    targets: DistillationTargets,
+    settings: StudentSettings,
+    trainer: TrainerSettings,
+    run_dir: Path,
+    logger: Any,
+    seed: int,
+    callbacks: tuple[Any, ...] = (),
+) -> tuple[MLPStudent, StageResult]:
+    """Distil ``targets`` into ``model``; ``callbacks`` watch its Trainer."""
+    system = StudentSystem(
+        model,
+        objective,
+        graph.x,
+        graph.y,
+        targets.logits,
+        targets.embedding,
+        split,
+        lr=settings.schedule.lr,
+        weight_decay=settings.schedule.weight_decay,
+        batch_size=settings.batch_size,
+        seed=seed,
+        edge_index=observed_edges(graph, split) if objective.needs_edges else None,
+        distill_val=settings.distill_val,
+    )
+    result = fit_and_test(
+        system,
+        settings.schedule,
+        trainer,
+        run_dir,
+        logger,
+        full_graph=False,
+        extra_callbacks=callbacks,
+    )
+    return model.cpu().eval(), result
