@@ -144,3 +144,27 @@ def test_fixed_split_with_unassigned_nodes_end_to_end(data_dir, cache_dir, tmp_p
     ]
     metrics = pipeline.run(compose_config(overrides), tmp_path)
     check_block(metrics["student"], inductive=True)
+
+
+PLUGIN = (
+    "loss._target_=tests.plugins.smoothing.SmoothedSoftLogits",
+    "+smoothing={_target_:tests.plugins.smoothing.SmoothingStage,rounds:2}",
+)
+
+
+def test_an_objective_with_a_stage_of_its_own_needs_no_change_to_g2m(tmp_path, cache_dir, capsys):
+    """The extra-stage interface: a method written outside g2m, selected by overrides alone."""
+    metrics = pipeline.run(compose_config(tiny_overrides(cache_dir, *PLUGIN)), tmp_path)
+    assert metrics["smoothing"]["rounds"] == 2 and 0 < metrics["smoothing"]["val_acc"] <= 1
+    assert metrics["student"]["soft_labels"] == "smoothing"
+    assert (tmp_path / "smoothing.pt").is_file()
+    assert "smoothing (2 rounds)" in capsys.readouterr().out
+    again = pipeline.run(compose_config(tiny_overrides(cache_dir, *PLUGIN)), tmp_path / "b")
+    assert again["student"] == metrics["student"]  # seeded: the same student from the same stage
+
+
+def test_an_extra_stage_with_a_bad_value_fails_before_anything_runs(tmp_path, cache_dir):
+    overrides = tiny_overrides(cache_dir, PLUGIN[0], PLUGIN[1].replace("rounds:2", "rounds:0"))
+    with pytest.raises(ValueError, match="smoothing: ValueError: rounds must be >= 1"):
+        pipeline.run(compose_config(overrides), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -142,6 +142,7 @@ class OGBNodeDataset(GraphSource):
         except (OSError, EOFError, SystemExit) as err:  # offline, or its prompt unanswered
             if not missing:
                 raise DataError(f"{self.name} could not be read ({err}).") from err
+            clear_empty_folder(location.cache_dir / self.name.replace("-", "_"), missing)
             raise unavailable(
                 self.name, missing, location.cache_dir, location.data_dir, err
             ) from err
