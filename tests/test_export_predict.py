@@ -165,3 +165,16 @@ def test_predict_on_cuda_agrees_with_the_cpu(artifact, tmp_path):
     )
     assert (cpu[:, 1] == gpu[:, 1]).mean() > 0.98  # bf16 on the GPU: rare near-ties may flip
     np.testing.assert_allclose(cpu[:, 2:], gpu[:, 2:], atol=2e-2)
+
+
+def test_predictions_name_the_datasets_own_class_ids(tmp_path):
+    model = MLPStudent(4, 8, 3).eval()
+    save_student(model, tmp_path / "student.pt", provenance={}, classes=["3", "7", "9"])
+    x = torch.randn(6, 4)
+    np.save(tmp_path / "x.npy", x.numpy())
+    predict.main(
+        [str(tmp_path / "student.pt"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.csv")]
+    )
+    rows = (tmp_path / "p.csv").read_text().splitlines()[1:]
+    expected = [["3", "7", "9"][int(i)] for i in model(x).argmax(1)]
+    assert [row.split(",")[1] for row in rows] == expected

@@ -2,8 +2,10 @@
 
 Reads node features from ``.npy``, ``.pt`` (a 2-D tensor) or ``.csv`` (comma-separated, no
 header), checks them against what the artifact expects (feature dimension, finite values) and
-writes one CSV row per node: ``node,class,prob_0,...,prob_{C-1}``. Torch and NumPy only;
-``--device cuda`` runs the student through :class:`g2m.serve.inference.StudentInference` (the fused
+writes one CSV row per node: ``node,class,prob_0,...,prob_{C-1}``, ``class`` being the
+dataset's own label id (kept in the artifact when labels were remapped). Torch and NumPy only;
+``--device cuda`` runs the student through :class:`g2m.serve.inference.StudentInference`
+(the fused
 bf16 kernel where Triton is present).
 """
 
@@ -74,10 +76,14 @@ def predict(
     return torch.cat([model(c.to(device)).float().softmax(-1).cpu() for c in chunks])
 
 
-def write_predictions(probs: Tensor, path: Path) -> Path:
+def write_predictions(probs: Tensor, path: Path, classes: list[str] | None = None) -> Path:
+    """``node,class,prob_0,...``: ``class`` is the dataset's own label of the most likely
+    output (``classes[c]``, as the student artifact stores it), ``prob_c`` its probability."""
+    labels = np.asarray(classes if classes is not None else range(probs.size(1)), dtype=object)
     header = "node,class," + ",".join(f"prob_{c}" for c in range(probs.size(1)))
-    table = np.column_stack([np.arange(probs.size(0)), probs.argmax(1).numpy(), probs.numpy()])
-    fmt = ["%d", "%d"] + ["%.6f"] * probs.size(1)
+    best = labels[probs.argmax(1).numpy()]
+    table = np.column_stack([np.arange(probs.size(0)), best, probs.numpy()])
+    fmt = ["%d", "%s"] + ["%.6f"] * probs.size(1)
     return atomic_write(
         path, lambda tmp: np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=header, comments="")
     )
@@ -102,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         model = StudentInference(model, "cuda")
     features = read_features(args.features)
     probs = predict(model, features, meta["input"]["num_features"], device=args.device)
-    write_predictions(probs, args.out)
+    write_predictions(probs, args.out, meta.get("classes"))
     print(f"{probs.size(0)} predictions written to {args.out}")
 
 
