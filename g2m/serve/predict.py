@@ -5,8 +5,7 @@ header), checks them against what the artifact expects (feature dimension, finit
 writes one CSV row per node: ``node,class,prob_0,...,prob_{C-1}``, ``class`` being the
 dataset's own label id (kept in the artifact when labels were remapped). Torch and NumPy only;
 ``--device cuda`` runs the student through :class:`g2m.serve.inference.StudentInference`
-(the fused
-bf16 kernel where Triton is present).
+(the fused bf16 kernel where Triton is present).
 """
 
 from __future__ import annotations
