@@ -138,3 +138,26 @@ def test_random_protocol_draws_per_class_train_then_fixed_size_val_and_test():
     assert not torch.equal(val, random_split(labels, 5, 50, 100, seed=4)[1])
     with pytest.raises(DataError, match="val_size"):
         random_split(labels, 5, 300, 100, seed=0)
+
+
+@pytest.mark.parametrize("protocol", ["cpf", "random", "ratio", "masks"])
+def test_the_inductive_hold_out_works_on_top_of_every_protocol(protocol):
+    from g2m.data.splits import CPFSplit, RandomSplit, RatioSplit
+    from g2m.data.synthetic import make_csbm
+
+    graph = make_csbm(num_nodes=600, num_classes=3, num_features=4, seed=0)
+    graph.train_mask = torch.arange(600) % 3 == 0
+    graph.val_mask = torch.arange(600) % 3 == 1
+    graph.test_mask = torch.arange(600) % 3 == 2
+    protocols = {
+        "cpf": CPFSplit("cpf", 10, 10),
+        "random": RandomSplit("random", 10, 50, 200),
+        "ratio": RatioSplit("ratio", 0.6, 0.2, 0.2),
+        "masks": MaskSplit("masks", False),
+    }
+    split = make_split(graph, protocols[protocol], seed=1, held_out_fraction=0.2)
+    test_total = split.test.numel() + split.test_ind.numel()
+    assert split.inductive and split.test_ind.numel() == int(0.2 * test_total)
+    parts = torch.cat([split.train, split.val, split.test, split.test_ind])
+    assert parts.unique().numel() == parts.numel()
+    assert not torch.isin(split.test_ind, split.observed).any()
