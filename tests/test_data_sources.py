@@ -9,8 +9,9 @@ import time
 import urllib.error
 
 import pytest
+import torch_geometric.data
 
-from g2m.data import DatasetUnavailableError, files
+from g2m.data import DatasetUnavailableError
 from g2m.data.staging import fetch_with_fallback, stage_raw_files
 from g2m.errors import ConfigError
 from tests.conftest import compose_config, load_catalog
@@ -35,7 +36,7 @@ def test_offline_without_files_names_what_is_missing(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(files, "download_url", offline)
+    monkeypatch.setattr(torch_geometric.data, "download_url", offline)
     with pytest.raises(DatasetUnavailableError) as err:
         load_catalog("cora", tmp_path / "cache", tmp_path / "empty")
     message = str(err.value)

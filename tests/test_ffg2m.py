@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from g2m.data.incidence import IncidentEdges
-from g2m.lit import StudentSystem
+from g2m.lit.student import StudentSystem
 from g2m.losses import DistillationBatch, FrequencyDistillation
 from g2m.losses.base import kl_divergence
 from g2m.models import MLPStudent

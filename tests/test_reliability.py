@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch_geometric.data
 
-from g2m.data import files
 from g2m.errors import ArtifactError, DataError, G2MError, TrainingDivergedError
 from g2m.run import pipeline
 from g2m.serve.artifact import load_student
@@ -107,7 +107,7 @@ def test_missing_raw_files_offline(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(files, "download_url", offline)
+    monkeypatch.setattr(torch_geometric.data, "download_url", offline)
     cfg = compose_config(
         [
             "dataset=citeseer",

@@ -22,16 +22,18 @@ Accepted formats (N nodes, F features, E edges):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
-from torch_geometric.data import Data, download_url
 
 from g2m.data.source import DataLocation, GraphSource
 from g2m.data.staging import fetch_with_fallback
 from g2m.errors import DataError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    from torch_geometric.data import Data
 
 FORMATS = (".pt", ".pth", ".npz")
 CSR_KEYS = ("data", "indices", "indptr", "shape")
@@ -40,6 +42,8 @@ GRAPH_KEYS = ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask")
 
 
 def _csr(arrays: Any, prefix: str) -> sp.csr_matrix:
+    import scipy.sparse as sp
+
     parts = [arrays[f"{prefix}_{k}"] for k in CSR_KEYS[:3]]
     return sp.csr_matrix(tuple(parts), shape=tuple(arrays[f"{prefix}_shape"]))
 
@@ -50,6 +54,8 @@ def _has_csr(keys: Any, prefix: str) -> bool:
 
 def graph_from_arrays(arrays: Any, path: Path) -> Data:
     """A ``Data`` from the arrays of an ``.npz`` (dense keys or the SparseGraph form)."""
+    from torch_geometric.data import Data
+
     keys = set(arrays.files)
     if _has_csr(keys, "adj"):
         adj = _csr(arrays, "adj").tocoo()
@@ -96,6 +102,7 @@ def read_npz(path: Path) -> Data:
 
 def _pyg_safe_globals() -> list[type]:
     """The PyG classes a saved ``Data`` pickles (allowed by ``weights_only`` loading)."""
+    from torch_geometric.data import Data
     from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
     from torch_geometric.data.storage import GlobalStorage
 
@@ -103,6 +110,8 @@ def _pyg_safe_globals() -> list[type]:
 
 
 def read_pt(path: Path) -> Data:
+    from torch_geometric.data import Data
+
     try:
         with torch.serialization.safe_globals(_pyg_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -175,6 +184,8 @@ class BenchmarkFile(GraphSource):
         target = location.cache_dir / self.path
 
         def load() -> Data:
+            from torch_geometric.data import download_url
+
             if not target.is_file():
                 download_url(self.url, str(target.parent), log=False)
             return read_graph_file(target)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from torch_geometric.data import Data
+from typing import TYPE_CHECKING
 
 from g2m.data.source import DataLocation, GraphSource
 from g2m.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 
 class InMemoryGraph(GraphSource):

@@ -23,10 +23,9 @@ the folder first and turns a refused download into the offline error.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch_geometric.data import Data
 
 from g2m.data.files import _pyg_safe_globals
 from g2m.data.source import DataLocation, GraphSource
@@ -34,6 +33,9 @@ from g2m.data.staging import dataset_lock, stage_raw_files, unavailable
 from g2m.errors import ConfigError, DataError
 
 MASK_KEYS = ("train_mask", "val_mask", "test_mask")
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 
 def ogb_master() -> dict[str, dict[str, str]]:
@@ -128,6 +130,8 @@ class OGBNodeDataset(GraphSource):
             mask[split[part]] = True
             data[key] = mask
         data.y = ogb_labels(data.y)
+        from torch_geometric.data import Data
+
         return Data(
             **{k: data[k] for k in ("x", "edge_index", "y", *MASK_KEYS)}, num_nodes=num_nodes
         )

@@ -15,13 +15,14 @@ import importlib
 import inspect
 import logging
 from pathlib import Path
-from typing import Any
-
-from torch_geometric.data import Data
+from typing import TYPE_CHECKING, Any
 
 from g2m.data.source import DataLocation, GraphSource
 from g2m.data.staging import DatasetUnavailableError, dataset_lock, stage_raw_files, unavailable
 from g2m.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 log = logging.getLogger("g2m")
 

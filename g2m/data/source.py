@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from torch_geometric.data import Data
+from typing import TYPE_CHECKING
 
 from g2m.data.staging import default_cache_dir
+
+if TYPE_CHECKING:  # PyG is imported when a graph is read, not when a run is built
+    from torch_geometric.data import Data
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
 
 from g2m.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 log = logging.getLogger("g2m")
 

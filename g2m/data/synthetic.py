@@ -18,13 +18,15 @@ generator is vectorised and runs on any device (``E`` random draws, one sort to 
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
 import torch
-from torch_geometric.data import Data
-from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 
 from g2m.data.source import DataLocation, GraphSource
 from g2m.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 
 def _sample_in_class(
@@ -68,6 +70,9 @@ def make_csbm(
         raise ConfigError(f"homophily must be in [0, 1], got {homophily}")
     if avg_degree <= 0 or num_features <= 0:
         raise ConfigError("avg_degree and num_features must be positive")
+    from torch_geometric.data import Data
+    from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
+
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)

@@ -1,6 +1,2 @@
-"""Thin Lightning systems around the plain models: teacher pretraining, student distillation."""
-
-from g2m.lit.student import StudentSystem
-from g2m.lit.teacher import TeacherSystem
-
-__all__ = ["StudentSystem", "TeacherSystem"]
+"""Thin Lightning systems around the plain models (teacher, codebook, student), the loop that
+fits and tests a stage, and its guards. Import the submodules (``g2m.lit.student``, ...)."""

@@ -40,12 +40,11 @@ from torch_geometric.data import Data
 from torchmetrics.functional import accuracy
 
 from g2m.data.splits import NodeSplit, observed_subgraph, to_local
+from g2m.lit.codebook_stage import LOSS_TERMS
 from g2m.lit.loaders import FullGraphStage
 from g2m.lit.safety import ResumableRNG
 from g2m.lit.teacher import with_adjacency
 from g2m.models.codebook import GraphTokenizer
-
-LOSS_TERMS = ("ce", "feature", "structure")
 
 
 class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -23,12 +23,15 @@ from torch import Tensor, nn
 from g2m.data.splits import NodeSplit
 from g2m.errors import ConfigError
 from g2m.io import atomic_torch_save
-from g2m.lit.codebook import LOSS_TERMS, CodebookSystem, encode_observed
-from g2m.lit.fit import StageSchedule, fit_and_test
-from g2m.models.codebook import SIMILARITIES, GraphTokenizer
+from g2m.models.similarity import SIMILARITIES
 from g2m.run.artifacts import read_artifact_state, refuse_mismatch
 from g2m.run.extra import DistillationTargets, ExtraStage, StageContext
+from g2m.run.settings import StageSchedule
 
+if TYPE_CHECKING:  # Lightning and PyG load when the stage builds or trains
+    from g2m.models.codebook import GraphTokenizer
+
+LOSS_TERMS = ("ce", "feature", "structure")  # the tokenizer's weighted terms
 CLASSIFIERS = ("linear", "graph")
 SOFT_LABELS = ("teacher", "tokenizer")
 
@@ -67,7 +70,7 @@ class CodebookArtifact:
 
     def assignments(self, temperature: float, nodes: Tensor | None = None) -> Tensor:
         """``[N, K]`` (or ``[len(nodes), K]``) soft assignments; rows sum to 1."""
-        from g2m.models.codebook import soft_assignment
+        from g2m.models.similarity import soft_assignment
 
         embedding = self.embedding if nodes is None else self.embedding[nodes]
         return soft_assignment(embedding, self.codebook, temperature, self.similarity)
@@ -175,6 +178,8 @@ class CodebookStage(ExtraStage):
         teacher_model: Callable[..., nn.Module],
         self_loops: bool,
     ) -> None:
+        from g2m.models.codebook import GraphTokenizer
+
         encoder = teacher_model(in_channels=num_features, out_channels=self.dim)
         graph_classifier = None
         if self.classifier == "graph":  # one convolution of the teacher's kind over the codes
@@ -191,6 +196,9 @@ class CodebookStage(ExtraStage):
         )
 
     def train(self, context: StageContext) -> CodebookArtifact:
+        from g2m.lit.codebook import CodebookSystem, encode_observed
+        from g2m.lit.fit import fit_and_test
+
         if self.tokenizer is None:
             raise RuntimeError("CodebookStage.build() must run before train().")
         split, num_classes = context.split, context.teacher.logits.size(1)

@@ -52,7 +52,7 @@ from g2m.losses.base import (
     kl_divergence,
     softened_kl,
 )
-from g2m.models.codebook import SIMILARITIES, code_similarity
+from g2m.models.similarity import SIMILARITIES, code_similarity
 
 
 class CodeDistillation(DistillationObjective):

@@ -21,31 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn.models.basic_gnn import BasicGNN
 
 from g2m.errors import ConfigError
+from g2m.models.similarity import SIMILARITIES, code_similarity, soft_assignment
 from g2m.models.teacher import GNNTeacher
-
-SIMILARITIES = ("cosine", "l2")
-
-
-def code_similarity(embedding: Tensor, codebook: Tensor, similarity: str) -> Tensor:
-    """``[B, D]`` embeddings x ``[K, D]`` codes -> ``[B, K]`` similarities (higher = closer)."""
-    embedding, codebook = embedding.float(), codebook.float()
-    if similarity == "cosine":
-        return F.normalize(embedding, dim=-1) @ F.normalize(codebook, dim=-1).T
-    if similarity == "l2":
-        return -torch.cdist(embedding, codebook)
-    raise ConfigError(f"similarity must be one of {list(SIMILARITIES)}, got '{similarity}'.")
-
-
-def soft_assignment(
-    embedding: Tensor, codebook: Tensor, temperature: float, similarity: str = "cosine"
-) -> Tensor:
-    """:math:`r_{ik} = \\mathrm{softmax}_k(s(h_i, e_k)/\\tau)`; each row sums to 1."""
-    return torch.softmax(code_similarity(embedding, codebook, similarity) / temperature, dim=-1)
 
 
 @dataclass

@@ -12,27 +12,28 @@ config key in its message.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch_geometric.data import Data
 
 from g2m.data.source import DataLocation, GraphSource, LoadedGraph
 from g2m.data.splits import SplitProtocol
 from g2m.errors import ConfigError, G2MError
-from g2m.lit.fit import StageSchedule, TrainerSettings
 from g2m.losses.base import DistillationObjective
-from g2m.models import GNNTeacher, MLPStudent
 from g2m.run.extra import ExtraStage
 from g2m.run.plan import RunNames, RunPlan, StudentPlan, TeacherPlan
-from g2m.run.student_stage import StudentSettings
+from g2m.run.settings import StageSchedule, StudentSettings, TrainerSettings
 from g2m.run.validate import check_config
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
+
+    from g2m.models import GNNTeacher, MLPStudent
 
 
 def _explain(key: str, err: Exception) -> G2MError:
@@ -48,22 +49,35 @@ def _explain(key: str, err: Exception) -> G2MError:
     return error_type(message if key in message else f"{key}: {message}")
 
 
-def build_node(node: DictConfig, key: str, partial: bool = False, **kwargs: Any) -> Any:
+class NodeFactory:
+    """A config node to instantiate later, with the arguments only the data can supply
+    (``in_channels``, ``save_dir``): its target is imported then, not when the run is built,
+    so that building a run imports neither PyG nor Lightning. Errors name ``key``."""
+
+    def __init__(self, node: DictConfig, key: str):
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise ConfigError(f"{key} must be a config node with a _target_ (got {node!r}).")
+        self.node, self.key = OmegaConf.create(OmegaConf.to_container(node, resolve=True)), key
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return build_node(self.node, self.key, **kwargs)
+
+
+def build_node(node: DictConfig, key: str, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate(node)`` (plain containers as arguments); a failing
     constructor becomes a :class:`G2MError` naming ``key``."""
     if not isinstance(node, DictConfig) or "_target_" not in node:
         raise ConfigError(f"{key} must be a config node with a _target_ (got {node!r}).")
     try:
-        return instantiate(node, **kwargs, _partial_=partial, _convert_="all")
-    except (InstantiationException, G2MError, ValueError, TypeError, AssertionError) as err:
-        raise _explain(key, err) from err
-
-
-def call_factory(factory: Callable[..., Any], key: str, **kwargs: Any) -> Any:
-    """Call a factory made by ``build_node(..., partial=True)``; errors name ``key``."""
-    try:
-        return factory(**kwargs)
-    except (G2MError, ValueError, TypeError, ZeroDivisionError, AssertionError) as err:
+        return instantiate(node, **kwargs, _convert_="all")
+    except (
+        InstantiationException,
+        G2MError,
+        ValueError,
+        TypeError,
+        AssertionError,
+        ZeroDivisionError,
+    ) as err:
         raise _explain(key, err) from err
 
 
@@ -124,13 +138,13 @@ def build_run(cfg: DictConfig, data: Data | None = None) -> RunPlan:
         split=split,
         held_out_fraction=float(cfg.setting.held_out_fraction),
         teacher=TeacherPlan(
-            model=build_node(teacher.model, "teacher.model", partial=True),
+            model=NodeFactory(teacher.model, "teacher.model"),
             self_loops=bool(teacher.self_loops),
             schedule=_schedule(cfg, "teacher"),
             artifact=Path(teacher.artifact) if teacher.artifact else None,
         ),
         student=StudentPlan(
-            model=build_node(student.model, "student.model", partial=True),
+            model=NodeFactory(student.model, "student.model"),
             settings=StudentSettings(
                 _schedule(cfg, "student"), student.batch_size, student.get("distill_val", True)
             ),
@@ -140,7 +154,7 @@ def build_run(cfg: DictConfig, data: Data | None = None) -> RunPlan:
         trainer=TrainerSettings(
             OmegaConf.to_container(cfg.trainer, resolve=True), str(cfg.selection.on_tie)
         ),
-        logger=build_node(cfg.logger, "logger", partial=True) if cfg.logger else None,
+        logger=NodeFactory(cfg.logger, "logger") if cfg.logger else None,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
 
@@ -159,19 +173,16 @@ class RunModels:
         self.num_features, self.num_classes = graph.num_features, graph.num_classes
 
     def _gnn(self, **kwargs: Any) -> nn.Module:
-        return call_factory(self.plan.teacher.model, "teacher.model", **kwargs)
+        return self.plan.teacher.model(**kwargs)
 
     def teacher(self) -> GNNTeacher:
+        from g2m.models import GNNTeacher
+
         gnn = self._gnn(in_channels=self.num_features, out_channels=self.num_classes)
         return GNNTeacher(gnn, self_loops=self.plan.teacher.self_loops)
 
     def student(self) -> MLPStudent:
-        return call_factory(
-            self.plan.student.model,
-            "student.model",
-            in_channels=self.num_features,
-            out_channels=self.num_classes,
-        )
+        return self.plan.student.model(in_channels=self.num_features, out_channels=self.num_classes)
 
     def build_stage(self, stage: ExtraStage) -> None:
         try:

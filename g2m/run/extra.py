@@ -15,14 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from torch import Tensor, nn
-from torch_geometric.data import Data
 
 from g2m.data.splits import NodeSplit
-from g2m.lit.fit import TrainerSettings
 from g2m.run.artifacts import TeacherArtifact
+from g2m.run.settings import TrainerSettings
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 
 class StageArtifact(Protocol):

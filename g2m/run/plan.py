@@ -18,10 +18,9 @@ from torch import nn
 
 from g2m.data.source import DataLocation, GraphSource
 from g2m.data.splits import SplitProtocol
-from g2m.lit.fit import StageSchedule, TrainerSettings
 from g2m.losses.base import DistillationObjective
 from g2m.run.extra import ExtraStage
-from g2m.run.student_stage import StudentSettings
+from g2m.run.settings import StageSchedule, StudentSettings, TrainerSettings
 
 
 @dataclass(frozen=True)

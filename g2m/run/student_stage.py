@@ -8,7 +8,6 @@ extra stage's, :mod:`g2m.run.extra`), and returns the trained student in eval mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,41 +15,12 @@ import torch
 from torch_geometric.data import Data
 
 from g2m.data.splits import NodeSplit, observed_subgraph
-from g2m.errors import ConfigError
-from g2m.lit.fit import StageResult, StageSchedule, TrainerSettings, fit_and_test
+from g2m.lit.fit import StageResult, fit_and_test
 from g2m.lit.student import StudentSystem
 from g2m.losses.base import DistillationObjective
 from g2m.models import MLPStudent
 from g2m.run.extra import DistillationTargets
-
-
-@dataclass(frozen=True)
-class StudentSettings:
-    """The student stage's own settings.
-
-    Args:
-        schedule: Adam's settings, epochs, patience.
-        batch_size: observed nodes per training step (None: one full batch).
-        distill_val: keep the validation nodes in the distillation pool (GLNN's CPF
-            protocol); false leaves them out, so validation measures unseen nodes.
-    """
-
-    schedule: StageSchedule
-    batch_size: int | None
-    distill_val: bool
-
-    def __post_init__(self) -> None:
-        size = self.batch_size
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-            raise ConfigError(
-                f"Invalid configuration:\n  student.batch_size={size!r}: expected an integer "
-                ">= 1 (or null: one full batch)"
-            )
-        if not isinstance(self.distill_val, bool):
-            raise ConfigError(
-                f"Invalid configuration:\n  student.distill_val={self.distill_val!r}: "
-                "expected true or false"
-            )
+from g2m.run.settings import StudentSettings, TrainerSettings
 
 
 def observed_edges(graph: Data, split: NodeSplit) -> torch.Tensor:

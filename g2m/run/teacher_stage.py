@@ -17,10 +17,11 @@ from torch_geometric.data import Data
 
 from g2m.bench.timing import median_ms
 from g2m.data.splits import NodeSplit
-from g2m.lit.fit import StageSchedule, TrainerSettings, fit_and_test
+from g2m.lit.fit import fit_and_test
 from g2m.lit.teacher import TeacherSystem
 from g2m.models import GNNTeacher, predict_full_graph
 from g2m.run.artifacts import TeacherArtifact
+from g2m.run.settings import StageSchedule, TrainerSettings
 
 
 def train_teacher(

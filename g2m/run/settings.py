@@ -1,0 +1,96 @@
+"""Plain, checked settings of a run's stages: no Lightning, no PyG (built at the top)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from g2m.errors import ConfigError
+
+
+def _is_number(value: Any, low: float, inclusive: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value >= low if inclusive else value > low
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+@dataclass(frozen=True)
+class StageSchedule:
+    """How one stage trains: Adam's settings, the epoch budget and early stopping.
+
+    Args:
+        stage: ``teacher``, ``codebook``, ``student`` ...: names checkpoints, logged metrics
+            (``<stage>/val/acc``) and the config keys in messages.
+        lr: Adam's learning rate (> 0). weight_decay: Adam's L2 penalty (>= 0).
+        max_epochs: the most epochs (>= 1). patience: epochs without a better validation
+            accuracy before the stage stops (>= 1).
+    """
+
+    stage: str
+    lr: float
+    weight_decay: float
+    max_epochs: int
+    patience: int
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("optim.lr", self.lr, _is_number(self.lr, 0, False), "a number > 0"),
+            (
+                "optim.weight_decay",
+                self.weight_decay,
+                _is_number(self.weight_decay, 0, True),
+                "a number >= 0",
+            ),
+            ("max_epochs", self.max_epochs, _is_count(self.max_epochs), "an integer >= 1"),
+            ("patience", self.patience, _is_count(self.patience), "an integer >= 1"),
+        ]
+        problems = [f"  {self.stage}.{k}={v!r}: expected {e}" for k, v, ok, e in checks if not ok]
+        if problems:
+            raise ConfigError("Invalid configuration:\n" + "\n".join(problems))
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """What every stage's Lightning ``Trainer`` shares.
+
+    Attributes:
+        kwargs: ``Trainer`` arguments (``accelerator``, ``devices``, ``precision``, ...,
+            ``enable_progress_bar``) plus ``ddp``, the student stage's DDP options.
+        on_tie: the selection tie rule of :mod:`g2m.lit.selection` (``first``/``latest``).
+    """
+
+    kwargs: dict[str, Any]
+    on_tie: str = "latest"
+
+
+@dataclass(frozen=True)
+class StudentSettings:
+    """The student stage's own settings.
+
+    Args:
+        schedule: Adam's settings, epochs, patience.
+        batch_size: observed nodes per training step (None: one full batch).
+        distill_val: keep the validation nodes in the distillation pool (GLNN's CPF
+            protocol); false leaves them out, so validation measures unseen nodes.
+    """
+
+    schedule: StageSchedule
+    batch_size: int | None
+    distill_val: bool
+
+    def __post_init__(self) -> None:
+        size = self.batch_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ConfigError(
+                f"Invalid configuration:\n  student.batch_size={size!r}: expected an integer "
+                ">= 1 (or null: one full batch)"
+            )
+        if not isinstance(self.distill_val, bool):
+            raise ConfigError(
+                f"Invalid configuration:\n  student.distill_val={self.distill_val!r}: "
+                "expected true or false"
+            )
