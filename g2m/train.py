@@ -1,12 +1,15 @@
 """Entry point: ``python -m g2m.train [group=option ...] [key=value ...]``.
 
 Composes the Hydra config shipped in ``g2m/configs`` and runs it through the Python API's
-:func:`g2m.api.run_config` (what ``g2m.distill`` runs too). A problem with the user's input
-(:class:`g2m.errors.G2MError`) ends the process with one line on stderr and exit status 2;
+:func:`g2m.api.run_config` (what ``g2m.distill`` runs too). The command line is checked first
+(:mod:`g2m.run.preflight`): a problem with the user's input (:class:`g2m.errors.G2MError`)
+ends the process with one line on stderr and exit status 2 before Hydra writes anything;
 ``G2M_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
+
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -17,7 +20,8 @@ import g2m.configs  # noqa: F401  (registers the configs' resolvers)
 from g2m.api import run_config
 from g2m.cli import run_tool
 from g2m.errors import ConfigError
-from g2m.lit.distributed import device_count
+from g2m.run.preflight import preflight_or_exit
+from g2m.run.settings import device_count
 
 
 def refuse_multi_device_sweep(cfg: DictConfig) -> None:
@@ -43,4 +47,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    preflight_or_exit(sys.argv[1:])  # bad input: one line, exit 2, before Hydra writes
     main()

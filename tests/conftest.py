@@ -86,3 +86,10 @@ def cache_dir(tmp_path_factory) -> Path:
 def _torch_threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _own_artifact_store(tmp_path_factory, monkeypatch):
+    """Each test has its own artifact store (subprocesses inherit it), so that no test
+    reuses a teacher another test trained unless it means to."""
+    monkeypatch.setenv("G2M_STORE_DIR", str(tmp_path_factory.mktemp("store")))

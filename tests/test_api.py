@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,13 @@ def test_the_command_line_refuses_the_memory_dataset(tmp_path):
 
     with pytest.raises(ConfigError, match="dataset=file dataset.path=graph.pt"):
         pipeline.run(compose_config(["dataset=memory", *FAST]), tmp_path / "run")
+    result = subprocess.run(
+        [sys.executable, "-m", "g2m.train", "dataset=memory", f"hydra.run.dir={tmp_path / 'cli'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "dataset=file dataset.path=graph.pt" in result.stderr
+    assert not (tmp_path / "cli").exists()
     assert not (tmp_path / "run").exists()
 
 

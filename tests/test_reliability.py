@@ -56,8 +56,9 @@ def assert_clean_failure(result, run_dir: Path, message: str) -> None:
 )
 def test_unknown_names_list_the_choices(override, choice, tmp_path):
     result = cli([override, f"hydra.run.dir={tmp_path / 'run'}"])
-    assert_clean_failure(result, tmp_path / "run", "Available options")
-    assert choice in result.stderr
+    assert_clean_failure(result, tmp_path / "run", "is not an option of the")
+    assert choice in result.stderr and result.returncode == 2
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(

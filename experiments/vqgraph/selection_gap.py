@@ -84,31 +84,20 @@ def measure(run_dir: Path) -> dict:
     """Retrain ``run_dir``'s student with a :class:`TestCurve`; return both figures."""
     from omegaconf import OmegaConf
 
-    from g2m.data.splits import make_split
-    from g2m.lit.codebook_stage import CodebookArtifact  # noqa: F401  (loss=vq's artifact)
-    from g2m.run.artifacts import TeacherArtifact
-    from g2m.run.build import RunModels, build_run
-    from g2m.run.pipeline import distil, stored_artifact
+    from g2m.run.build import build_run
+    from g2m.run.pipeline import distil, prepare
 
     cfg = OmegaConf.load(run_dir / "config.yaml")
     cfg.logger = None
     cfg.trainer.enable_progress_bar = False
-    plan = build_run(cfg)
-    graph = plan.source.load(plan.location)
-    split = make_split(graph.data, plan.split, plan.seed, plan.held_out_fraction)
-    teacher = stored_artifact("teacher", None, TeacherArtifact.load, graph, split, run_dir)
-    artifacts = {
-        s.name: stored_artifact(s.name, None, s.load, graph, split, run_dir) for s in plan.stages
-    }
-    if teacher is None or any(a is None for a in artifacts.values()):
+    state = prepare(build_run(cfg), run_dir)  # the run's own teacher.pt and <stage>.pt
+    if state.teacher is None or None in state.artifacts.values():
         raise FileNotFoundError(f"{run_dir}: its teacher.pt or an extra stage's .pt is missing.")
     curve = TestCurve()
     with tempfile.TemporaryDirectory() as scratch:
-        pl.seed_everything(plan.seed, workers=True, verbose=False)
-        models = RunModels(plan, graph)
-        _, result, _ = distil(
-            plan, models, graph, split, teacher, artifacts, Path(scratch), False, (curve,)
-        )
+        state.run_dir = Path(scratch)
+        pl.seed_everything(state.plan.seed, workers=True, verbose=False)
+        _, result, _ = distil(state, (curve,))
     recorded = json.loads((run_dir / "metrics.json").read_text())["student"]
     key = "test" if cfg.setting.name == "transductive" else "test_ind"
     best = max(curve.rows, key=lambda row: row[key])

@@ -23,13 +23,13 @@ class InMemoryGraph(GraphSource):
 
     def __init__(self, name: str, data: Data | None = None, **options: bool):
         super().__init__(name, **options)
-        self.data = data
-
-    def read(self, location: DataLocation) -> Data:
-        if self.data is None:
+        if data is None:
             raise ConfigError(
                 "dataset=memory trains on a graph passed in Python: g2m.distill(data, ...). "
                 "From the command line, save it (torch.save(data, 'graph.pt')) and use "
                 "dataset=file dataset.path=graph.pt."
             )
+        self.data = data
+
+    def read(self, location: DataLocation) -> Data:
         return self.data

@@ -153,6 +153,8 @@ class CodebookStage(ExtraStage):
             raise ConfigError("codebook.negatives_per_edge and edges_per_step must be >= 1.")
         if int(dim) < 1:
             raise ConfigError(f"codebook.dim={dim!r}: expected an integer >= 1.")
+        if int(size) < 2:
+            raise ConfigError(f"codebook.size={size!r}: expected an integer >= 2 (codes).")
         self.quantizer = dict(
             codebook_size=int(size),
             similarity=similarity,

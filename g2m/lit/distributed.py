@@ -31,6 +31,8 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import DDPStrategy
 
+from g2m.run.settings import device_count
+
 
 def global_rank() -> int:
     """This process's rank (0 for a single-process run and for DDP's rank 0)."""
@@ -40,16 +42,6 @@ def global_rank() -> int:
 def is_secondary_rank() -> bool:
     """True in the processes that Lightning's DDP launcher started for ranks >= 1."""
     return global_rank() > 0
-
-
-def device_count(trainer_kwargs: dict[str, Any]) -> int:
-    """How many devices the trainer config asks for (a list counts its entries)."""
-    devices = trainer_kwargs.get("devices", 1)
-    if isinstance(devices, list | tuple):
-        return len(devices)
-    if isinstance(devices, int):
-        return devices
-    return 1  # "auto" and friends are resolved by Lightning; single-device stages pin 1
 
 
 def single_device(trainer_kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,8 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         model: the student MLP.
         objective: the distillation objective (its ``combine`` gives the loss).
         x: ``[N, F]`` features. y: ``[N]`` labels (only training labels enter the loss).
-        teacher_logits: ``[N, C]`` stored teacher logits (NaN rows for held-out nodes).
+        teacher_logits: ``[N, C]`` stored teacher logits (NaN rows for held-out nodes), or
+            None when the objective needs no teacher (then ``num_classes`` gives C).
         teacher_embedding: ``[N, D]`` stored teacher embeddings, or None.
         split: node split; the training pool is ``split.observed``.
         distill_val: keep the validation nodes in the training pool (GLNN's CPF protocol:
@@ -60,7 +61,7 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         objective: DistillationObjective,
         x: Tensor,
         y: Tensor,
-        teacher_logits: Tensor,
+        teacher_logits: Tensor | None,
         teacher_embedding: Tensor | None,
         split: NodeSplit,
         lr: float,
@@ -70,6 +71,7 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         seed: int = 0,
         edge_index: Tensor | None = None,
         distill_val: bool = True,
+        num_classes: int | None = None,
     ):
         super().__init__()
         if objective.needs_edges and edge_index is None:
@@ -85,13 +87,16 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             self.pool = split.observed[~torch.isin(split.observed, split.val)]
         labelled = torch.zeros(split.num_nodes, dtype=torch.bool)
         labelled[split.train] = True
-        self.nodes = {"x": x, "y": y, "labelled": labelled, "teacher_logits": teacher_logits}
+        self.nodes = {"x": x, "y": y, "labelled": labelled}
+        if teacher_logits is not None:
+            self.nodes["teacher_logits"] = teacher_logits
         if objective.needs_embeddings:
             self.nodes["teacher_embedding"] = teacher_embedding
         self.edges = IncidentEdges(edge_index, split.num_nodes) if objective.needs_edges else None
         self._loss_sums: dict[str, Tensor] = {}
         self._loss_nodes = 0
-        num_classes = teacher_logits.size(1)
+        if num_classes is None:
+            num_classes = teacher_logits.size(1)
         self.metrics = torch.nn.ModuleDict(
             {
                 # every rank evaluates every node (see val_dataloader): no cross-rank sum
@@ -148,7 +153,7 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             logits, embedding = self._student_outputs(idx)
         batch = DistillationBatch(
             student_logits=logits,
-            teacher_logits=n["teacher_logits"][idx],
+            teacher_logits=n["teacher_logits"][idx] if "teacher_logits" in n else None,
             labels=n["y"][idx],
             labelled=n["labelled"][idx],
             student_embedding=embedding,

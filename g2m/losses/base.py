@@ -35,7 +35,8 @@ class DistillationBatch:
 
     Attributes:
         student_logits: ``[B, C]`` student outputs (with gradient).
-        teacher_logits: ``[B, C]`` stored teacher logits (no gradient).
+        teacher_logits: ``[B, C]`` stored teacher logits (no gradient); None for an objective
+            that ``needs_teacher=False``.
         labels: ``[B]`` class ids; only meaningful where ``labelled``.
         labelled: ``[B]`` bool, the training nodes whose label may be used.
         student_embedding: ``[B, D_s]`` student hidden layer, if ``needs_embeddings``.
@@ -48,7 +49,7 @@ class DistillationBatch:
     """
 
     student_logits: Tensor
-    teacher_logits: Tensor
+    teacher_logits: Tensor | None
     labels: Tensor
     labelled: Tensor
     student_embedding: Tensor | None = None
@@ -71,6 +72,7 @@ class DistillationObjective(nn.Module):
     needs_edges: ClassVar[bool] = False
     needs_embeddings: ClassVar[bool] = False
     extra_stages: ClassVar[tuple[str, ...]] = ()
+    needs_teacher: ClassVar[bool] = True  # False: the run trains no teacher (labels only)
 
     def __init__(self, label_weight: float, weights: Mapping[str, float]):
         super().__init__()

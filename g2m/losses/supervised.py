@@ -4,9 +4,10 @@
     \\mathcal{L} = \\frac{1}{|\\mathcal{V}^L|}
         \\sum_{i \\in \\mathcal{V}^L} \\mathrm{CE}(y_i, \\hat y_i)
 
-The student never sees the teacher's outputs (the teacher stage still runs, so the run's
-metrics hold both and the comparison with distilled students uses the same splits). This is
-the "MLP" column of GLNN (Zhang et al., ICLR 2022) and VQGraph (Yang et al., ICLR 2024).
+The student never sees a teacher, so the run trains none (``needs_teacher = False``); the
+split is the same as every other objective's for the same dataset and seed, so it compares
+with distilled students directly. This is the "MLP" column of GLNN (Zhang et al., ICLR 2022)
+and VQGraph (Yang et al., ICLR 2024).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class SupervisedOnly(DistillationObjective):
 
     name = "supervised"
     term_names = ()
+    needs_teacher = False
 
     def __init__(self) -> None:
         super().__init__(label_weight=1.0, weights={})

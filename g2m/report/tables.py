@@ -58,7 +58,7 @@ def group_key(run: dict, by: list[str]) -> tuple:
         "dataset": run["dataset"],
         "split": run.get("split"),
         "setting": run["setting"],
-        "teacher": run["teacher"]["name"],
+        "teacher": run.get("teacher", {}).get("name"),  # none: a label-only student
         "student": run["student"]["name"],
         "loss": run["student"].get("loss"),
         "tag": run.get("tag"),
@@ -86,7 +86,8 @@ def summarise(runs: list[dict], by: list[str]) -> list[dict]:
         # the run to ship: best student *validation* accuracy (never test)
         row["best run"] = max(members, key=lambda m: m["student"]["val_acc"])["path"]
         for label, stage, field in COLUMNS:
-            row[label] = _mean_std([m[stage][field] for m in members if field in m[stage]], 100)
+            blocks = [m.get(stage, {}) for m in members]
+            row[label] = _mean_std([b[field] for b in blocks if field in b], 100)
         for label, field, scale in TIMINGS:
             values = [m["timings"][field] for m in members if m["timings"].get(field) is not None]
             row[label] = _mean_std(values, scale)

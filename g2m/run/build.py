@@ -28,6 +28,7 @@ from g2m.losses.base import DistillationObjective
 from g2m.run.extra import ExtraStage
 from g2m.run.plan import RunNames, RunPlan, StudentPlan, TeacherPlan
 from g2m.run.settings import StageSchedule, StudentSettings, TrainerSettings
+from g2m.run.store import ArtifactStore, default_store_dir
 from g2m.run.validate import check_config
 
 if TYPE_CHECKING:
@@ -156,7 +157,90 @@ def build_run(cfg: DictConfig, data: Data | None = None) -> RunPlan:
         ),
         logger=NodeFactory(cfg.logger, "logger") if cfg.logger else None,
         config=OmegaConf.to_container(cfg, resolve=True),
+        store=build_store(cfg),
+        identity=stored_identity(cfg, objective),
+        threads=threads(cfg.get("threads")),
     )
+
+
+def build_store(cfg: DictConfig) -> ArtifactStore | None:
+    """The artifact store (``store=true``; ``paths.store_dir``, default ``~/.cache/g2m/store``)."""
+    if not cfg.get("store", False):
+        return None
+    root = cfg.paths.get("store_dir")
+    return ArtifactStore(Path(root).expanduser() if root else default_store_dir())
+
+
+def stored_identity(cfg: DictConfig, objective: DistillationObjective) -> dict[str, Any]:
+    """The config a stored teacher or extra-stage artifact depends on (its key's config part).
+
+    The teacher: its whole config but the ``artifact`` path; the Trainer: the device it
+    resolves to, the precision and determinism; the selection tie rule. An extra stage: its
+    own config but the ``artifact`` path.
+    """
+    import torch
+
+    trainer = cfg.trainer
+    gpu = trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    identity = {
+        "teacher": _plain(cfg.teacher, drop=("artifact",)),
+        "trainer": {
+            "device": "cuda" if gpu else "cpu",
+            "precision": str(trainer.precision),
+            "deterministic": bool(trainer.get("deterministic", False)),
+            "on_tie": str(cfg.selection.on_tie),
+        },
+    }
+    for key in objective.extra_stages:
+        identity[key] = _plain(cfg[key], drop=("artifact",))
+    return identity
+
+
+def _plain(node: DictConfig, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    values = OmegaConf.to_container(node, resolve=True)
+    return {k: v for k, v in values.items() if k not in drop}
+
+
+def threads(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"threads={value!r}: expected an integer >= 1 (or null: torch's default)."
+        )
+    return value
+
+
+WEIGHT_BYTES = 4  # fp32 parameters
+
+
+def refuse_huge_widths(factory: NodeFactory, num_features: int) -> None:
+    """Refuse a model whose weights alone would not fit in memory, before building it (a
+    width of 10**9 would otherwise allocate until the machine gives up)."""
+    args = factory.node
+    width, layers = args.get("hidden_channels"), args.get("num_layers", 2)
+    if not isinstance(width, int) or not isinstance(layers, int) or width < 1 or layers < 1:
+        return
+    heads = args.get("heads", 1) if isinstance(args.get("heads", 1), int) else 1
+    weights = (num_features * width + max(layers - 2, 0) * width * width * heads + width) * 4
+    needed = weights * WEIGHT_BYTES
+    budget = available_memory()
+    if needed > budget:
+        raise ConfigError(
+            f"{factory.key}.hidden_channels={width} (with num_layers={layers}) would need about "
+            f"{needed / 2**30:,.1f} GiB for its weights, gradients and optimiser state, and "
+            f"{budget / 2**30:,.1f} GiB of memory is available; choose a smaller width."
+        )
+
+
+def available_memory() -> int:
+    """Bytes of physical memory on this machine (a generous bound for a model's state)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
 
 
 class RunModels:
@@ -168,9 +252,13 @@ class RunModels:
     initial weights depend on the seed alone, whatever ran before.
     """
 
-    def __init__(self, plan: RunPlan, graph: LoadedGraph):
+    def __init__(self, plan: RunPlan, num_features: int, num_classes: int):
         self.plan = plan
-        self.num_features, self.num_classes = graph.num_features, graph.num_classes
+        self.num_features, self.num_classes = num_features, num_classes
+
+    @classmethod
+    def for_graph(cls, plan: RunPlan, graph: LoadedGraph) -> RunModels:
+        return cls(plan, graph.num_features, graph.num_classes)
 
     def _gnn(self, **kwargs: Any) -> nn.Module:
         return self.plan.teacher.model(**kwargs)
@@ -193,8 +281,10 @@ class RunModels:
             raise _explain(stage.name, err) from err
 
     def check(self) -> None:
+        for factory in (self.plan.teacher.model, self.plan.student.model):
+            refuse_huge_widths(factory, self.num_features)
         with torch.random.fork_rng(devices=[]):
+            self.student()  # torch alone: a wrong student fails before PyG is imported
             self.teacher()
-            self.student()
             for stage in self.plan.stages:
                 self.build_stage(stage)

@@ -43,12 +43,13 @@ class DistillationTargets:
     """What the student distils, per node (N nodes, C classes, D dims).
 
     Attributes:
-        logits: ``[N, C]`` soft-label logits (NaN rows for held-out nodes).
+        logits: ``[N, C]`` soft-label logits (NaN rows for held-out nodes); None when the
+            objective needs no teacher.
         embedding: ``[N, D]`` representation targets, or None.
         source: whose logits they are (``teacher``, or the stage that replaced them).
     """
 
-    logits: Tensor
+    logits: Tensor | None
     embedding: Tensor | None
     source: str = "teacher"
 

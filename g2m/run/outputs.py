@@ -24,20 +24,21 @@ from g2m.run.plan import RunPlan
 
 def run_metrics(
     plan: RunPlan,
-    teacher: TeacherArtifact,
+    teacher: TeacherArtifact | None,
     artifacts: dict[str, StageArtifact],
     result: StageResult,
     split: NodeSplit,
     targets: DistillationTargets,
 ) -> dict[str, Any]:
-    """metrics.json: the run's names, then every stage's accuracies (fractions)."""
+    """metrics.json: the run's names, then every stage's accuracies (fractions); a run that
+    trained no teacher (``loss=supervised``) has no teacher block."""
     names = plan.names
     metrics = {
         "dataset": names.dataset,
         "split": names.split,
         "setting": names.setting,
         "seed": plan.seed,
-        "teacher": {"name": names.teacher, **teacher.metrics},
+        **({"teacher": {"name": names.teacher, **teacher.metrics}} if teacher else {}),
         "student": {
             "name": names.student,
             "loss": names.loss,
@@ -57,9 +58,9 @@ def run_metrics(
 def student_provenance(plan: RunPlan, metrics: dict[str, Any]) -> dict[str, Any]:
     """Where the shipped student came from (stored inside ``student.pt``)."""
     return {k: metrics[k] for k in ("dataset", "setting", "seed")} | {
-        "teacher": plan.names.teacher,
+        "teacher": plan.names.teacher if "teacher" in metrics else None,
         "loss": plan.names.loss,
-        "teacher_metrics": metrics["teacher"],
+        "teacher_metrics": metrics.get("teacher"),
         "student_metrics": metrics["student"],
         "g2m_version": __version__,
         "git_revision": git_revision(),
@@ -99,7 +100,7 @@ def peak_gpu_memory(device: torch.device) -> dict[str, float]:
 def run_timings(
     plan: RunPlan,
     graph: Data,
-    teacher: TeacherArtifact,
+    teacher: TeacherArtifact | None,
     artifacts: dict[str, StageArtifact],
     student: MLPStudent,
     result: StageResult,
@@ -115,14 +116,15 @@ def run_timings(
     device = run_device(plan.trainer.kwargs)
     engine, x = StudentInference(student, device), graph.x.to(device)
     stages: dict[str, Any] = {}
+    teacher_timings = teacher.timings if teacher is not None else {}
     for name, artifact in artifacts.items():
         stages[f"{name}_seconds"] = artifact.timings.get("seconds")
         stages[f"{name}_epoch_seconds"] = artifact.timings.get("epoch_seconds")
     return {
-        "teacher_seconds": teacher.timings.get("seconds"),
-        "teacher_epoch_seconds": teacher.timings.get("epoch_seconds"),
+        "teacher_seconds": teacher_timings.get("seconds"),
+        "teacher_epoch_seconds": teacher_timings.get("epoch_seconds"),
         **stages,
-        "teacher_inference_ms": teacher.timings.get("inference_ms"),
+        "teacher_inference_ms": teacher_timings.get("inference_ms"),
         "student_inference_ms": round(median_ms(lambda: engine(x), device, warmup=2), 3),
         "student_inference_backend": f"{engine.backend}-{str(engine.dtype).split('.')[-1]}",
         "inference_device": device.type,
@@ -130,6 +132,7 @@ def run_timings(
         "student_devices": device_count(plan.trainer.kwargs),
         **{f"student_{k}": v for k, v in result.rates().items()},
         **peak_gpu_memory(device),
+        "threads": torch.get_num_threads(),
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
 

@@ -22,21 +22,27 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch_geometric.data import Data
 
+from g2m import __version__
 from g2m.data.source import LoadedGraph
 from g2m.data.splits import NodeSplit, make_split
 from g2m.errors import ArtifactError
 from g2m.io import atomic_json, atomic_write
 from g2m.lit.distributed import is_secondary_rank, pin_cuda_device
-from g2m.run.artifacts import TeacherArtifact
+from g2m.run.artifacts import TEACHER_ARTIFACT_VERSION, TeacherArtifact
 from g2m.run.build import RunModels, build_run
-from g2m.run.extra import DistillationTargets, StageArtifact, StageContext
+from g2m.run.extra import DistillationTargets, ExtraStage, StageArtifact, StageContext
 from g2m.run.outputs import (
     close_logger,
     log_student_artifact,
@@ -45,6 +51,7 @@ from g2m.run.outputs import (
     student_provenance,
 )
 from g2m.run.plan import RunPlan
+from g2m.run.store import artifact_key, link_into, tensor_digest
 from g2m.run.student_stage import train_student
 from g2m.run.summary import format_summary
 from g2m.run.teacher_stage import train_teacher
@@ -89,135 +96,279 @@ def report_again(plan: RunPlan, run_dir: Path) -> dict[str, Any]:
     return metrics
 
 
+@dataclass
+class RunState:
+    """One run in progress: the plan, where it writes, and what it has made so far."""
+
+    plan: RunPlan
+    run_dir: Path
+    graph: LoadedGraph
+    split: NodeSplit
+    models: RunModels
+    teacher: TeacherArtifact | None
+    artifacts: dict[str, StageArtifact | None]
+    logger: Any = False
+    reused: list[str] = field(default_factory=list)
+
+
 def execute(
     plan: RunPlan, run_dir: Path, student_callbacks: tuple[Any, ...] = ()
 ) -> dict[str, Any]:
     """Run every stage of ``plan`` for its seed; return (and write) the metrics.
 
     Bad input is rejected before anything is written: the graph is loaded and checked, the
-    split drawn and every model built before the first stage trains. Rerunning into the
-    same run directory resumes: a finished run is reported again, a stored ``teacher.pt``
-    skips the teacher, and an interrupted stage continues from its ``last.ckpt``. With
-    ``trainer.devices=N`` the student stage runs on N devices (:mod:`g2m.lit.distributed`);
-    rank 0 writes every file. ``student_callbacks`` watch the student's Trainer.
+    split drawn and every model built before the first stage trains. A teacher (and an extra
+    stage's artifact) comes from, in order: ``<stage>.artifact``, this run directory (an
+    interrupted run), the artifact store (:mod:`g2m.run.store`), or training now. Rerunning
+    into the same run directory resumes: a finished run is reported again and an interrupted
+    stage continues from its ``last.ckpt``. With ``trainer.devices=N`` the student stage runs
+    on N devices (:mod:`g2m.lit.distributed`); rank 0 writes every file.
+    ``student_callbacks`` watch the student's Trainer.
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
     if (run_dir / "metrics.json").is_file():
         return report_again(plan, run_dir)
+    state = prepare(plan, run_dir)
+    if is_secondary_rank():
+        return join_student_stage(state)
+    start_writing(state)
+    keys = StoreKeys(plan, state.graph, state.split)
+    if plan.objective.needs_teacher and state.teacher is None:
+        state.teacher = obtain(state, "teacher", keys.teacher(), lambda: train_teacher_of(state))
+    for stage in plan.stages:
+        if state.artifacts[stage.name] is None:
+            train = partial(train_stage_of, state, stage)
+            state.artifacts[stage.name] = obtain(state, stage.name, keys.stage(stage.name), train)
+    pl.seed_everything(plan.seed, workers=True, verbose=False)
+    student, result, targets = distil(state, student_callbacks)
+    return finish(state, student, result, targets, started)
+
+
+def prepare(plan: RunPlan, run_dir: Path) -> RunState:
+    """Load and check the graph, draw the split, build every model, find the artifacts this
+    run is told to reuse or already has: everything that can fail before a file is written."""
+    if plan.threads is not None:
+        torch.set_num_threads(plan.threads)
     pin_cuda_device(plan.trainer.kwargs)
     graph = plan.source.load(plan.location)
     split = make_split(graph.data, plan.split, plan.seed, plan.held_out_fraction)
-    models = RunModels(plan, graph)
+    models = RunModels.for_graph(plan, graph)
     models.check()
-    teacher = stored_artifact(
-        "teacher", plan.teacher.artifact, TeacherArtifact.load, graph, split, run_dir
-    )
-    artifacts: dict[str, StageArtifact | None] = {
+    teacher = None
+    if plan.objective.needs_teacher:
+        configured = plan.teacher.artifact
+        teacher = stored_artifact(
+            "teacher", configured, TeacherArtifact.load, graph, split, run_dir
+        )
+    artifacts = {
         s.name: stored_artifact(s.name, s.artifact, s.load, graph, split, run_dir)
         for s in plan.stages
     }
-    if is_secondary_rank():
-        return join_student_stage(plan, models, graph, split, teacher, artifacts, run_dir)
+    return RunState(plan, run_dir, graph, split, models, teacher, artifacts)
+
+
+def start_writing(state: RunState) -> None:
+    """The run directory, its ``config.yaml`` and the run's logger."""
+    plan, run_dir = state.plan, state.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(
-        run_dir / "config.yaml",
-        lambda tmp: tmp.write_text(OmegaConf.to_yaml(plan.config)),
+        run_dir / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(plan.config))
     )
-    logger = plan.logger(save_dir=str(run_dir)) if plan.logger else False
-    if logger:
-        logger.log_hyperparams(plan.config)
-    if teacher is None:
-        pl.seed_everything(plan.seed, workers=True, verbose=False)
-        teacher = train_teacher(
-            models.teacher(),
-            graph.data,
-            split,
-            plan.teacher.schedule,
-            plan.trainer,
-            run_dir,
-            logger,
-            graph.name,
-            plan.names.teacher,
-        )
-        teacher.save(run_dir / "teacher.pt")
-    context = StageContext(
-        graph.data, split, graph.name, teacher, plan.seed, run_dir, logger, plan.trainer
-    )
-    for stage in plan.stages:
-        if artifacts[stage.name] is None:
-            pl.seed_everything(plan.seed, workers=True, verbose=False)
-            models.build_stage(stage)
-            artifacts[stage.name] = stage.train(context)
-            artifacts[stage.name].save(run_dir / f"{stage.name}.pt")
+    state.logger = plan.logger(save_dir=str(run_dir)) if plan.logger else False
+    if state.logger:
+        state.logger.log_hyperparams(plan.config)
+
+
+def train_teacher_of(state: RunState) -> TeacherArtifact:
+    plan = state.plan
     pl.seed_everything(plan.seed, workers=True, verbose=False)
-    student, result, targets = distil(
-        plan, models, graph, split, teacher, artifacts, run_dir, logger, student_callbacks
+    return train_teacher(
+        state.models.teacher(),
+        state.graph.data,
+        state.split,
+        plan.teacher.schedule,
+        plan.trainer,
+        state.run_dir,
+        state.logger,
+        state.graph.name,
+        plan.names.teacher,
     )
-    metrics = run_metrics(plan, teacher, artifacts, result, split, targets)
+
+
+def train_stage_of(state: RunState, stage: ExtraStage) -> StageArtifact:
+    plan = state.plan
+    pl.seed_everything(plan.seed, workers=True, verbose=False)
+    state.models.build_stage(stage)
+    context = StageContext(
+        state.graph.data,
+        state.split,
+        state.graph.name,
+        state.teacher,
+        plan.seed,
+        state.run_dir,
+        state.logger,
+        plan.trainer,
+    )
+    return stage.train(context)
+
+
+def finish(
+    state: RunState, student: Any, result: Any, targets: DistillationTargets, started: float
+) -> dict[str, Any]:
+    """metrics.json (last: its presence marks a finished run), timings.json, student.pt."""
+    plan, run_dir = state.plan, state.run_dir
+    metrics = run_metrics(plan, state.teacher, state.artifacts, result, state.split, targets)
     provenance = student_provenance(plan, metrics)
-    save_student(student, run_dir / "student.pt", provenance=provenance, classes=graph.classes)
-    log_student_artifact(logger, run_dir / "student.pt", provenance)
-    timings = run_timings(plan, graph.data, teacher, artifacts, student, result, started)
-    atomic_json(timings, run_dir / "timings.json")
-    atomic_json(metrics, run_dir / "metrics.json")  # last: its presence marks a finished run
-    close_logger(logger)
-    print(
-        format_summary(
-            metrics, run_dir, timings["wall_seconds"], descriptions=descriptions(plan, metrics)
-        )
+    classes = state.graph.classes
+    save_student(student, run_dir / "student.pt", provenance=provenance, classes=classes)
+    log_student_artifact(state.logger, run_dir / "student.pt", provenance)
+    timings = run_timings(
+        plan, state.graph.data, state.teacher, state.artifacts, student, result, started
     )
+    timings["reused_from_store"] = state.reused
+    atomic_json(timings, run_dir / "timings.json")
+    atomic_json(metrics, run_dir / "metrics.json")
+    close_logger(state.logger)
+    table = format_summary(
+        metrics, run_dir, timings["wall_seconds"], descriptions=descriptions(plan, metrics)
+    )
+    print(table)
     return metrics
 
 
+class StoreKeys:
+    """The store keys of a run's artifacts (:func:`g2m.run.store.artifact_key`): the graph's
+    content, the split, the seed and the config that determines each; computed on demand."""
+
+    def __init__(self, plan: RunPlan, graph: LoadedGraph, split: NodeSplit):
+        self.plan, self.graph, self.split = plan, graph, split
+        self._teacher: str | None = None
+
+    def teacher(self) -> str:
+        if self._teacher is None:
+            data, identity = self.graph.data, self.plan.identity or {}
+            masks = [getattr(data, k, None) for k in ("train_mask", "val_mask", "test_mask")]
+            parts = (self.split.train, self.split.val, self.split.test, self.split.test_ind)
+            self._teacher = artifact_key(
+                {
+                    "stage": "teacher",
+                    "graph": tensor_digest(data.x, data.edge_index, data.y, *masks),
+                    "split": tensor_digest(*parts),
+                    "seed": self.plan.seed,
+                    "teacher": identity.get("teacher"),
+                    "trainer": identity.get("trainer"),
+                    "format": TEACHER_ARTIFACT_VERSION,
+                    "g2m": __version__,
+                }
+            )
+        return self._teacher
+
+    def stage(self, name: str) -> str:
+        identity = self.plan.identity or {}
+        return artifact_key(
+            {
+                "stage": name,
+                "teacher": self.teacher(),
+                "config": identity.get(name),
+                "g2m": __version__,
+            }
+        )
+
+
+def obtain(state: RunState, kind: str, key: str, train: Callable[[], Any]) -> Any:
+    """The ``kind`` artifact from the store, or trained now (and stored); either way in the
+    run directory as ``<kind>.pt``."""
+    plan, own = state.plan, state.run_dir / f"{kind}.pt"
+    if plan.store is None:
+        artifact = train()
+        artifact.save(own)
+        return artifact
+    with plan.store.reserved(kind, key) as path:
+        artifact = load_from_store(kind, key, path, artifact_loader(plan, kind).load)
+        if artifact is None:
+            artifact = train()
+            artifact.save(path)
+            plan.store.describe(kind, key, about(plan, kind, artifact, state.run_dir))
+        else:
+            state.reused.append(kind)
+    link_into(path, own)
+    return artifact
+
+
+def artifact_loader(plan: RunPlan, kind: str) -> Any:
+    """What loads a ``kind`` artifact: the teacher artifact class, or the extra stage."""
+    if kind == "teacher":
+        return TeacherArtifact
+    return next(s for s in plan.stages if s.name == kind)
+
+
+def load_from_store(kind: str, key: str, path: Path, load: Callable[[Path], Any]) -> Any | None:
+    if not path.is_file():
+        return None
+    try:
+        artifact = load(path)
+    except ArtifactError as err:  # unreadable or from an older format: train it again
+        log.warning("The stored %s %s cannot be used (%s); training it again.", kind, path, err)
+        return None
+    log.info("Reusing %s artifact %s from the store (key %s)", kind, path, key)
+    return artifact
+
+
+def about(plan: RunPlan, kind: str, artifact: Any, run_dir: Path) -> dict[str, Any]:
+    """The store's note beside an artifact: what it is and which run trained it."""
+    return {
+        "kind": kind,
+        "dataset": plan.names.dataset,
+        "split": plan.names.split,
+        "setting": plan.names.setting,
+        "seed": plan.seed,
+        "teacher": plan.names.teacher,
+        "trained_in": str(run_dir.resolve()),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "metrics": artifact.metrics,
+        "config": (plan.identity or {}).get(kind),
+    }
+
+
 def distil(
-    plan: RunPlan,
-    models: RunModels,
-    graph: LoadedGraph,
-    split: NodeSplit,
-    teacher: TeacherArtifact,
-    artifacts: dict[str, StageArtifact | None],
-    run_dir: Path,
-    logger: Any,
-    callbacks: tuple[Any, ...] = (),
+    state: RunState, callbacks: tuple[Any, ...] = ()
 ) -> tuple[Any, Any, DistillationTargets]:
     """The student stage: a fresh student, the targets every extra stage handed over."""
-    student = models.student()
-    targets = DistillationTargets(teacher.logits, teacher.embedding)
+    plan, teacher = state.plan, state.teacher
+    student = state.models.student()
+    if teacher is None:
+        targets = DistillationTargets(None, None, source="none")
+    else:
+        targets = DistillationTargets(teacher.logits, teacher.embedding)
     for stage in plan.stages:
-        targets = stage.hand_over(artifacts[stage.name], targets, plan.objective, student)
+        targets = stage.hand_over(state.artifacts[stage.name], targets, plan.objective, student)
     student, result = train_student(
         student,
         plan.objective,
-        graph.data,
-        split,
+        state.graph.data,
+        state.split,
         targets,
         plan.student.settings,
         plan.trainer,
-        run_dir,
-        logger,
+        state.run_dir,
+        state.logger,
         plan.seed,
         callbacks,
+        num_classes=state.graph.num_classes,
     )
     return student, result, targets
 
 
-def join_student_stage(
-    plan: RunPlan,
-    models: RunModels,
-    graph: LoadedGraph,
-    split: NodeSplit,
-    teacher: TeacherArtifact | None,
-    artifacts: dict[str, StageArtifact | None],
-    run_dir: Path,
-) -> dict[str, Any]:
+def join_student_stage(state: RunState) -> dict[str, Any]:
     """A DDP rank >= 1 (:mod:`g2m.lit.distributed`): train the student with rank 0, write
     nothing. Rank 0 stored the teacher (and any extra stage) before the ranks were started."""
-    if teacher is None or any(a is None for a in artifacts.values()):
+    plan = state.plan
+    if (plan.objective.needs_teacher and state.teacher is None) or None in state.artifacts.values():
         raise ArtifactError(
-            f"a DDP rank >= 1 found no finished teacher/stage artifact in {run_dir}: "
+            f"a DDP rank >= 1 found no finished teacher/stage artifact in {state.run_dir}: "
             "only rank 0 trains the full-graph stages."
         )
     pl.seed_everything(plan.seed, workers=True, verbose=False)
-    _, result, _ = distil(plan, models, graph, split, teacher, artifacts, run_dir, False)
-    return {"student": result.metrics(split.inductive)}
+    _, result, _ = distil(state)
+    return {"student": result.metrics(state.split.inductive)}

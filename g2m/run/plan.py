@@ -21,6 +21,7 @@ from g2m.data.splits import SplitProtocol
 from g2m.losses.base import DistillationObjective
 from g2m.run.extra import ExtraStage
 from g2m.run.settings import StageSchedule, StudentSettings, TrainerSettings
+from g2m.run.store import ArtifactStore
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ class RunPlan:
         trainer: the Trainer settings every stage shares.
         logger: ``logger(save_dir)`` makes the run's Lightning logger; None for none.
         config: the resolved config, written as ``config.yaml`` and logged.
+        store: where trained teachers and extra-stage artifacts are shared between runs
+            (:mod:`g2m.run.store`); None: every run trains its own.
+        identity: the config that determines each stored artifact besides the data, the
+            split and the seed: ``teacher``, ``trainer`` and one entry per extra stage.
+        threads: torch's CPU threads for this run (None: torch's default).
     """
 
     names: RunNames
@@ -82,3 +88,6 @@ class RunPlan:
     trainer: TrainerSettings
     logger: Callable[[str], Any] | None
     config: dict[str, Any]
+    store: ArtifactStore | None = None
+    identity: dict[str, Any] | None = None
+    threads: int | None = None

@@ -66,6 +66,45 @@ class TrainerSettings:
     kwargs: dict[str, Any]
     on_tie: str = "latest"
 
+    def __post_init__(self) -> None:
+        accelerator = self.kwargs.get("accelerator", "auto")
+        if accelerator in ("gpu", "cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(
+                    f"trainer.accelerator={accelerator} but this machine has no CUDA device "
+                    "torch can see: use trainer=default (the GPU when there is one, else the "
+                    "CPU) or trainer=cpu."
+                )
+            if self.devices > torch.cuda.device_count():
+                raise ConfigError(
+                    f"trainer.devices={self.kwargs.get('devices')} asks for {self.devices} GPUs "
+                    f"and {torch.cuda.device_count()} are visible."
+                )
+        if (
+            not isinstance(self.kwargs.get("devices", 1), int | list | tuple | str)
+            or self.devices < 1
+        ):
+            raise ConfigError(
+                f"trainer.devices={self.kwargs.get('devices')!r}: expected an integer >= 1 or a "
+                "list of device ids."
+            )
+
+    @property
+    def devices(self) -> int:
+        return device_count(self.kwargs)
+
+
+def device_count(trainer_kwargs: dict[str, Any]) -> int:
+    """How many devices the trainer config asks for (a list counts its entries)."""
+    devices = trainer_kwargs.get("devices", 1)
+    if isinstance(devices, list | tuple):
+        return len(devices)
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        return devices
+    return 1  # "auto" and friends are resolved by Lightning; single-device stages pin 1
+
 
 @dataclass(frozen=True)
 class StudentSettings:

@@ -42,6 +42,7 @@ def train_student(
     logger: Any,
     seed: int,
     callbacks: tuple[Any, ...] = (),
+    num_classes: int | None = None,
 ) -> tuple[MLPStudent, StageResult]:
     """Distil ``targets`` into ``model``; ``callbacks`` watch its Trainer."""
     system = StudentSystem(
@@ -58,6 +59,7 @@ def train_student(
         seed=seed,
         edge_index=observed_edges(graph, split) if objective.needs_edges else None,
         distill_val=settings.distill_val,
+        num_classes=num_classes,
     )
     result = fit_and_test(
         system,

@@ -4,7 +4,8 @@ Hydra validates the *names* of config-group options and the constructors of what
 builds validate their own arguments (the student MLP, the objectives, the split protocols,
 the stage schedules, the codebook stage). What is left is checked here, all problems at once,
 as a :class:`ConfigError`: the run's seed, the inductive hold-out, and the teacher's sizes
-(PyG's GNN constructors accept a zero width or depth and fail later, inside training).
+(PyG's GNN constructors accept a zero width or depth and fail later, inside training, and
+GAT divides by its head count).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ CHECKS: list[Check] = [
     ("teacher.model.hidden_channels", _int(1), "an integer >= 1"),
     ("teacher.model.num_layers", _int(1), "an integer >= 1"),
     ("teacher.model.dropout", _number(lambda v: 0 <= v < 1), "a number in [0, 1)"),
+    ("teacher.model.heads", _int(1), "an integer >= 1 (attention heads)"),
 ]
+OPTIONAL = {"teacher.model.heads"}  # only some teachers have the key
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -41,6 +44,8 @@ def check_config(cfg: DictConfig) -> None:
     problems = []
     for key, ok, expected in CHECKS:
         value = OmegaConf.select(cfg, key, default=None)
+        if value is None and key in OPTIONAL:
+            continue
         if not ok(value):
             problems.append(f"  {key}={value!r}: expected {expected}")
     if problems:
