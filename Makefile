@@ -28,7 +28,7 @@ train: setup ## run `python -m g2m.train` on its defaults (add overrides with AR
 test: setup ## run the whole test suite (real-data tests need G2M_DATA_DIR)
 	$(BIN)/python -m pytest $(ARGS)
 
-test-fast: setup ## the test suite without the slow real-data runs
+test-fast: setup ## the inner loop: the tests that run no whole pipeline and no real data (under a minute)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 lint: setup ## ruff lint and format check

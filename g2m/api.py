@@ -165,12 +165,14 @@ def console_logging() -> Iterator[None]:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("g2m: %(message)s"))
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    summary = logging.getLogger("g2m.summary")  # printed on stdout already
+    level, logger.level, summary.propagate = logger.level, logging.INFO, False
     try:
         yield
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+        summary.propagate = True
 
 
 def run_config(cfg: DictConfig, run_dir: str | Path, data: Any = None) -> Run:

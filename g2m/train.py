@@ -9,12 +9,13 @@ ends the process with one line on stderr and exit status 2 before Hydra writes a
 
 from __future__ import annotations
 
+import os
 import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 import g2m.configs  # noqa: F401  (registers the configs' resolvers)
 from g2m.api import run_config
@@ -34,12 +35,30 @@ def refuse_multi_device_sweep(cfg: DictConfig) -> None:
         )
 
 
+def threads_per_job(cfg: DictConfig) -> int | None:
+    """``threads`` if set; under the joblib launcher, the cores shared out between its
+    ``n_jobs`` parallel runs (so that two runs on two cores do not each start two threads)."""
+    if cfg.get("threads") is not None:
+        return int(cfg.threads)
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN or "joblib" not in str(
+        hydra_cfg.launcher.get("_target_")
+    ):
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = int(hydra_cfg.launcher.get("n_jobs") or -1)
+    jobs = cores if n_jobs < 0 else min(n_jobs, cores)
+    return max(1, cores // max(1, jobs))
+
+
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     metrics = {}
 
     def train() -> None:
         refuse_multi_device_sweep(cfg)
+        with open_dict(cfg):
+            cfg.threads = threads_per_job(cfg)
         metrics.update(run_config(cfg, HydraConfig.get().runtime.output_dir).metrics)
 
     run_tool("g2m", train)

@@ -21,6 +21,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SMALL = [*FAST, "teacher.max_epochs=20", "student.max_epochs=20", "teacher.patience=10"]
 
 
+@pytest.mark.slow
 def test_distill_a_graph_built_in_memory(tmp_path, cache_dir):
     data = make_csbm(num_nodes=300, num_classes=3, num_features=16, seed=4)
     run = g2m.distill(
@@ -59,6 +60,7 @@ def test_distill_resumes_into_the_same_run_dir(tmp_path, cache_dir, capsys):
     assert "already complete" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_distill_takes_a_shipped_dataset_by_name(tmp_path, cache_dir):
     overrides = [*SMALL, "dataset.generator.num_nodes=200", f"paths.cache_dir={cache_dir}"]
     run = g2m.distill("synthetic", split="ratio", overrides=overrides, run_dir=tmp_path)
@@ -83,6 +85,7 @@ def test_an_unknown_option_is_one_config_error():
         g2m.distill(make_csbm(num_nodes=50, num_classes=2), teacher="gin")
 
 
+@pytest.mark.slow
 def test_the_command_line_refuses_the_memory_dataset(tmp_path):
     from g2m.run import pipeline
     from tests.conftest import compose_config
@@ -120,6 +123,7 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs(tmp_path, monkeypatch, cache_dir):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("G2M_CACHE_DIR", str(cache_dir))

@@ -75,6 +75,7 @@ def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_loading_a_student_needs_torch_alone(tmp_path):
     path = save_student(MLPStudent(4, 8, 2), tmp_path / "student.pt", provenance={})
     code = (
@@ -85,3 +86,14 @@ def test_loading_a_student_needs_torch_alone(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_written_files_take_the_umask_mode_not_the_temporary_files(tmp_path):
+    import os
+
+    previous = os.umask(0o027)
+    try:
+        path = atomic_write(tmp_path / "out.txt", lambda tmp: tmp.write_text("x"))
+    finally:
+        os.umask(previous)
+    assert (path.stat().st_mode & 0o777) == 0o640  # 0o666 less the umask, not mkstemp's 0o600

@@ -15,6 +15,7 @@ from g2m.errors import ConfigError
 SMALL = ["--preset", "small", "--nodes", "3000", "--degree", "6", "--repeats", "2"]
 
 
+@pytest.mark.slow
 def test_small_cpu_bench_writes_a_complete_report(tmp_path, capsys):
     out = tmp_path / "bench.json"
     result = bench.main(["--device", "cpu", *SMALL, "--fanout", "5,3,2", "--out", str(out)])
@@ -71,6 +72,7 @@ def test_bad_fanout_is_refused(fanout):
         bench.parse_args(["--device", "cpu", "--fanout", fanout])
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_input_in_one_line(tmp_path):
     result = subprocess.run(
         [
@@ -86,7 +88,6 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("g2m.bench: error: --fanout")

@@ -225,6 +225,7 @@ def test_a_published_split_without_a_class_in_training_only_warns(caplog):
     assert "a published split; kept as it is" in caplog.text
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path):
     graph = base_graph()
     graph.y = graph.y.float()

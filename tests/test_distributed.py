@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 
@@ -98,6 +99,7 @@ def _sync_on_rank(rank: int, init_file: str, results) -> None:
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_buffers_are_rank_zeros_on_every_rank_before_evaluation(tmp_path):
     context = torch.multiprocessing.get_context("spawn")
     results = context.Queue()
@@ -105,9 +107,15 @@ def test_buffers_are_rank_zeros_on_every_rank_before_evaluation(tmp_path):
     procs = [context.Process(target=_sync_on_rank, args=(r, init_file, results)) for r in (0, 1)]
     for proc in procs:
         proc.start()
-    got = dict(results.get(timeout=120) for _ in procs)
+    got = {}
+    while len(got) < len(procs):  # as long as it takes, while a rank is still alive
+        try:
+            rank, value = results.get(timeout=1)
+            got[rank] = value
+        except queue.Empty:
+            assert any(p.is_alive() for p in procs), "a rank died before reporting"
     for proc in procs:
-        proc.join(timeout=60)
+        proc.join()
         assert proc.exitcode == 0
     assert got[0] == got[1]
     assert got[0][0] != [0.0, 0.0, 0.0]  # statistics were updated, then shared
@@ -123,9 +131,10 @@ def test_buffer_sync_is_a_no_op_on_one_device():
 def run_cli(*overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     args = [sys.executable, "-m", "g2m.train", *(["-m"] if multirun else []), *overrides]
-    return subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(args, capture_output=True, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_student_stage_runs_data_parallel_on_two_cpu_processes(tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     result = run_cli(
@@ -143,6 +152,7 @@ def test_student_stage_runs_data_parallel_on_two_cpu_processes(tmp_path, cache_d
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["student", "teacher"]
 
 
+@pytest.mark.slow
 def test_multi_device_sweeps_are_refused(tmp_path, cache_dir):
     result = run_cli(
         *tiny_overrides(cache_dir, "trainer.devices=2", "seed=0,1"),

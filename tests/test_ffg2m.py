@@ -183,6 +183,7 @@ def test_student_stage_refuses_an_edge_objective_without_edges(tiny_graph):
 
 
 @pytest.mark.parametrize(("setting", "batch_size"), [("transductive", "64"), ("inductive", "null")])
+@pytest.mark.slow
 def test_ffg2m_end_to_end_on_a_synthetic_graph(setting, batch_size, tmp_path, cache_dir):
     overrides = tiny_overrides(
         cache_dir, "loss=ffg2m", f"setting={setting}", f"student.batch_size={batch_size}"

@@ -54,6 +54,7 @@ def sparse_graph_npz(path: Path, graph: Data) -> Path:
 
 
 @pytest.mark.parametrize("form", ["data", "dict"])
+@pytest.mark.slow
 def test_the_cli_trains_on_a_saved_graph(form, tmp_path, cache_dir):
     graph = small_graph()
     path = tmp_path / "my-graph.pt"
@@ -93,6 +94,7 @@ def test_npz_arrays_with_masks_and_a_sparse_adjacency(tmp_path):
     assert torch.equal(loaded.train_mask, torch.from_numpy(masks["train_mask"]))
 
 
+@pytest.mark.slow
 def test_the_cli_trains_on_a_pyg_class_without_a_yaml(tmp_path, cache_dir):
     """Coauthor CS, staged from a local folder in PyG's raw layout (a small stand-in file)."""
     local = tmp_path / "shared"
@@ -169,6 +171,7 @@ def write_ogb_arxiv(root: Path, num_nodes: int = 60, num_classes: int = 3) -> di
     return parts
 
 
+@pytest.mark.slow
 def test_an_ogb_graph_loads_with_its_official_split(tmp_path, cache_dir):
     pytest.importorskip("ogb")
     local = tmp_path / "shared"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,7 +31,6 @@ def cli(args: list[str], **kwargs) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "g2m.train", *args],
         capture_output=True,
         text=True,
-        timeout=300,
         env=env,
         **kwargs,
     )
@@ -54,6 +54,7 @@ def assert_clean_failure(result, run_dir: Path, message: str) -> None:
         ("loss=vq2", "glnn"),
     ],
 )
+@pytest.mark.slow
 def test_unknown_names_list_the_choices(override, choice, tmp_path):
     result = cli([override, f"hydra.run.dir={tmp_path / 'run'}"])
     assert_clean_failure(result, tmp_path / "run", "is not an option of the")
@@ -74,6 +75,7 @@ def test_unknown_names_list_the_choices(override, choice, tmp_path):
         ("teacher.artifact=/nonexistent/teacher.pt", "not found: /nonexistent/teacher.pt"),
     ],
 )
+@pytest.mark.slow
 def test_bad_values_exit_with_one_message(override, message, tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     result = cli(tiny_overrides(cache_dir, override, f"hydra.run.dir={run_dir}"))
@@ -82,6 +84,7 @@ def test_bad_values_exit_with_one_message(override, message, tmp_path, cache_dir
     assert result.stderr.strip().startswith("g2m: error:")
 
 
+@pytest.mark.slow
 def test_foreign_teacher_artifact_is_refused(tmp_path, cache_dir):
     foreign = tmp_path / "foreign.pt"
     torch.save({"some": "checkpoint"}, foreign)
@@ -188,6 +191,7 @@ def resumable_overrides(cache: Path, run_dir: Path) -> list[str]:
     )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_metrics(tmp_path, cache_dir):
     reference = cli(resumable_overrides(cache_dir, tmp_path / "reference"))
     assert reference.returncode == 0, reference.stderr[-2000:]
@@ -201,10 +205,12 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, cache_dir):
         env=env,
     )
     last = run_dir / "checkpoints" / "student" / "last.ckpt"
-    deadline = time.time() + 240
-    while not last.is_file() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # a few epochs into the student stage
+    seen: set[int] = set()  # each epoch's last.ckpt is a new file (written, then renamed)
+    while len(seen) < 3 and proc.poll() is None:  # wait for three student epochs, however long
+        if last.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                seen.add(last.stat().st_ino)
+        time.sleep(0.01)
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from g2m.run import pipeline
@@ -23,6 +24,7 @@ def test_products_config_matches_ogbn_products():
     assert cfg.codebook.edges_per_step == 1_000_000
 
 
+@pytest.mark.slow
 def test_every_stage_runs_on_a_small_draw_of_the_products_graph(tmp_path, cache_dir):
     overrides = tiny_overrides(
         cache_dir,

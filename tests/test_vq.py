@@ -197,6 +197,7 @@ VQ_TINY = ("loss=vq", "codebook.size=32", "codebook.dim=16", "codebook.max_epoch
 
 
 @pytest.mark.parametrize("setting", ["transductive", "inductive"])
+@pytest.mark.slow
 def test_vq_end_to_end_on_a_synthetic_graph(setting, tmp_path, cache_dir):
     cfg = compose_config(tiny_overrides(cache_dir, *VQ_TINY, f"setting={setting}"))
     metrics = pipeline.run(cfg, tmp_path)
@@ -212,6 +213,7 @@ def test_vq_end_to_end_on_a_synthetic_graph(setting, tmp_path, cache_dir):
     assert artifact.logits is None  # a linear class head's logits are not soft labels
 
 
+@pytest.mark.slow
 def test_vq_student_reuses_stored_teacher_and_codebook(tmp_path, cache_dir):
     first = tmp_path / "first"
     pipeline.run(compose_config(tiny_overrides(cache_dir, *VQ_TINY)), first)
@@ -236,6 +238,7 @@ def test_codebook_similarity_is_shared_by_both_sides_by_default():
     assert build_run(cfg).objective.similarity == "l2"
 
 
+@pytest.mark.slow
 def test_tokenizer_soft_labels_end_to_end_on_held_out_nodes(tmp_path, cache_dir):
     overrides = (*VQ_TINY, "codebook.classifier=graph", "codebook.soft_labels=tokenizer")
     cfg = compose_config(tiny_overrides(cache_dir, *overrides, "setting=inductive"))

@@ -16,6 +16,7 @@ def _load_script():
 
 
 @pytest.mark.parametrize("setting", ["transductive", "inductive"])
+@pytest.mark.slow
 def test_gap_retrains_the_student_and_bounds_the_reported_accuracy(setting, tmp_path, cache_dir):
     run = tmp_path / "run"
     cfg = compose_config(tiny_overrides(cache_dir, "loss=glnn", f"setting={setting}"))

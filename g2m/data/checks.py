@@ -210,4 +210,15 @@ def prepare_graph(
             notes.append(f"{isolated} isolated nodes (no edges): only their features inform them")
     for note in notes:
         log.info("%s: %s", name, note)
-    return LoadedGraph(clean, name, classes, notes)
+    return LoadedGraph(clean, name, classes, notes, class_names(data, classes))
+
+
+def class_names(data: Data, classes: list[str]) -> list[str] | None:
+    """The names of the kept classes, from ``data.class_names`` (indexed by label id)."""
+    names = getattr(data, "class_names", None)
+    if not isinstance(names, list | tuple):
+        return None
+    ids = [int(c) for c in classes]
+    if max(ids) >= len(names):
+        return None
+    return [str(names[i]) for i in ids]

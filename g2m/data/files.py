@@ -4,7 +4,8 @@ Accepted formats (N nodes, F features, E edges):
 
 ``.pt`` (``torch.save``)
     a PyG ``Data``, or a dict of tensors, with ``x [N, F]``, ``edge_index [2, E]``, ``y [N]``
-    and optionally ``train_mask`` / ``val_mask`` / ``test_mask`` (``[N]`` or ``[N, K]``).
+    and optionally ``train_mask`` / ``val_mask`` / ``test_mask`` (``[N]`` or ``[N, K]``) and
+    ``class_names`` (a list: the name of each label id).
     Read with ``weights_only=True``: no pickled code runs.
 ``.npz`` (``numpy.savez``)
     the same keys as arrays; or a sparse form: features as ``attr_data``, ``attr_indices``,
@@ -21,6 +22,7 @@ Accepted formats (N nodes, F features, E edges):
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 FORMATS = (".pt", ".pth", ".npz")
 CSR_KEYS = ("data", "indices", "indptr", "shape")
 SPARSE_GRAPH_KEYS = tuple(f"{p}_{k}" for p in ("adj", "attr") for k in CSR_KEYS) + ("labels",)
-GRAPH_KEYS = ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask")
+GRAPH_KEYS = ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask", "class_names")
 
 
 def _csr(arrays: Any, prefix: str) -> sp.csr_matrix:
@@ -88,6 +90,9 @@ def graph_from_arrays(arrays: Any, path: Path) -> Data:
     for key in ("train_mask", "val_mask", "test_mask"):
         if key in keys:
             data[key] = torch.from_numpy(np.asarray(arrays[key]))
+    if "class_names" in keys:  # gnn-benchmark files name their classes
+        with contextlib.suppress(ValueError):  # an object array: not read without pickle
+            data.class_names = [str(name) for name in arrays["class_names"]]
     return data
 
 

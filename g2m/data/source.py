@@ -52,12 +52,15 @@ class LoadedGraph:
         classes: ``classes[c]`` is the dataset's own label of class ``c`` (kept in the
             student artifact when labels were remapped).
         notes: what the checks changed, one line each (also logged).
+        class_names: ``class_names[c]`` names class ``c``, where the dataset names its
+            classes (the gnn-benchmark files do); None otherwise.
     """
 
     data: Data
     name: str
     classes: list[str]
     notes: list[str] = field(default_factory=list)
+    class_names: list[str] | None = None
 
     @property
     def num_classes(self) -> int:

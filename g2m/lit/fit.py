@@ -23,6 +23,7 @@ from g2m.lit.distributed import (
     single_device,
     student_trainer_kwargs,
 )
+from g2m.lit.loggers import StageEpochAxis
 from g2m.lit.progress import StageProgressBar
 from g2m.lit.safety import AtomicCheckpointIO, StopOnNonFiniteLoss
 from g2m.lit.selection import selection_callbacks
@@ -34,6 +35,8 @@ log = logging.getLogger("g2m")
 # Full-graph stages use in-memory loaders: worker processes would only add overhead.
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+# Lightning 2.6 on torch >= 2.10: once per process, about its own use of torch's pytree
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 # Lightning's start-up chatter (accelerator, tips, checkpoint restores) drowns the summary.
 for _name in ("lightning.pytorch", "lightning.fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -101,6 +104,7 @@ def fit_and_test(
         StopOnNonFiniteLoss(stage, str(checkpoint_dir)),
         throughput,  # stops its clock before the buffers are synchronised
         SyncBuffersBeforeEvaluation(),
+        StageEpochAxis(stage),
         *extra_callbacks,
     ]
     if trainer_kwargs.pop("enable_progress_bar", True):
@@ -137,4 +141,40 @@ def fit_and_test(
     prefix = f"{stage}/test/"
     test = {k[len(prefix) :]: float(v) for k, v in tested.items() if k.startswith(prefix)}
     rates = throughput.summary(getattr(system, "nodes_per_epoch", None))
-    return StageResult(val, best_epoch, test, best, fitter.current_epoch, seconds, rates)
+    result = StageResult(val, best_epoch, test, best, fitter.current_epoch, seconds, rates)
+    if fitter.is_global_zero:
+        last.unlink(missing_ok=True)  # the stage is finished: its best checkpoint is what stays
+        report_stage(stage, result, max_epochs, logger)
+    return result
+
+
+def report_stage(stage: str, result: StageResult, max_epochs: int, logger: Any) -> None:
+    """One log line with what the stage selected, and the selected (not the last) values in
+    the logger: W&B's run summary, a final row in a CSV log."""
+    why = "stopped early" if result.epochs_run < max_epochs else f"max_epochs={max_epochs}"
+    tests = ", ".join(f"{k} {100 * v:.2f}" for k, v in result.test.items())
+    log.info(
+        "%s: selected epoch %d of %d (%s): val_acc %.2f, test %s; %.1f s",
+        stage,
+        result.best_epoch,
+        result.epochs_run,
+        why,
+        100 * result.val_acc,
+        tests,
+        result.seconds,
+    )
+    if not logger:
+        return
+    selected = {f"{stage}/val/acc": result.val_acc, f"{stage}/best_epoch": result.best_epoch}
+    selected |= {f"{stage}/test/{k}": v for k, v in result.test.items()}
+    summary = getattr(getattr(logger, "experiment", None), "summary", None)
+    if summary is not None and hasattr(summary, "update"):  # W&B: the run's headline values
+        summary.update(selected)
+    else:
+        logger.log_metrics(
+            {
+                f"{stage}/selected/val_acc": result.val_acc,
+                f"{stage}/selected/epoch": result.best_epoch,
+            }
+        )
+        logger.save()

@@ -149,14 +149,3 @@ def log_student_artifact(logger: Any, path: Path, metadata: dict[str, Any]) -> N
         )
         artifact.add_file(str(path))
         logger.experiment.log_artifact(artifact)
-
-
-def close_logger(logger: Any) -> None:
-    """Flush the logger; end the W&B run so the next run of a sweep starts its own."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    if not logger:
-        return
-    logger.finalize("success")
-    if isinstance(logger, WandbLogger):
-        logger.experiment.finish()

@@ -44,7 +44,6 @@ from g2m.run.artifacts import TEACHER_ARTIFACT_VERSION, TeacherArtifact
 from g2m.run.build import RunModels, build_run
 from g2m.run.extra import DistillationTargets, ExtraStage, StageArtifact, StageContext
 from g2m.run.outputs import (
-    close_logger,
     log_student_artifact,
     run_metrics,
     run_timings,
@@ -92,7 +91,7 @@ def descriptions(plan: RunPlan, metrics: dict[str, Any]) -> dict[str, str]:
 def report_again(plan: RunPlan, run_dir: Path) -> dict[str, Any]:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     table = format_summary(metrics, run_dir, descriptions=descriptions(plan, metrics))
-    print(table + "\n(already complete: nothing was rerun)")
+    show(table + "\n(already complete: nothing was rerun)")
     return metrics
 
 
@@ -107,7 +106,7 @@ class RunState:
     models: RunModels
     teacher: TeacherArtifact | None
     artifacts: dict[str, StageArtifact | None]
-    logger: Any = False
+    loggers: Any = None
     reused: list[str] = field(default_factory=list)
 
 
@@ -175,9 +174,9 @@ def start_writing(state: RunState) -> None:
     atomic_write(
         run_dir / "config.yaml", lambda tmp: tmp.write_text(OmegaConf.to_yaml(plan.config))
     )
-    state.logger = plan.logger(save_dir=str(run_dir)) if plan.logger else False
-    if state.logger:
-        state.logger.log_hyperparams(plan.config)
+    from g2m.lit.loggers import RunLoggers
+
+    state.loggers = RunLoggers(plan.logger, str(run_dir), plan.config)
 
 
 def train_teacher_of(state: RunState) -> TeacherArtifact:
@@ -190,7 +189,7 @@ def train_teacher_of(state: RunState) -> TeacherArtifact:
         plan.teacher.schedule,
         plan.trainer,
         state.run_dir,
-        state.logger,
+        state.loggers.for_stage("teacher"),
         state.graph.name,
         plan.names.teacher,
     )
@@ -207,7 +206,7 @@ def train_stage_of(state: RunState, stage: ExtraStage) -> StageArtifact:
         state.teacher,
         plan.seed,
         state.run_dir,
-        state.logger,
+        state.loggers.for_stage(stage.name),
         plan.trainer,
     )
     return stage.train(context)
@@ -221,20 +220,27 @@ def finish(
     metrics = run_metrics(plan, state.teacher, state.artifacts, result, state.split, targets)
     provenance = student_provenance(plan, metrics)
     classes = state.graph.classes
-    save_student(student, run_dir / "student.pt", provenance=provenance, classes=classes)
-    log_student_artifact(state.logger, run_dir / "student.pt", provenance)
+    names = state.graph.class_names
+    save_student(student, run_dir / "student.pt", provenance, classes=classes, class_names=names)
+    log_student_artifact(state.loggers.shared, run_dir / "student.pt", provenance)
     timings = run_timings(
         plan, state.graph.data, state.teacher, state.artifacts, student, result, started
     )
     timings["reused_from_store"] = state.reused
     atomic_json(timings, run_dir / "timings.json")
     atomic_json(metrics, run_dir / "metrics.json")
-    close_logger(state.logger)
+    state.loggers.finish()
     table = format_summary(
         metrics, run_dir, timings["wall_seconds"], descriptions=descriptions(plan, metrics)
     )
-    print(table)
+    show(table)
     return metrics
+
+
+def show(table: str) -> None:
+    """The summary on stdout, and in ``train.log`` (logger ``g2m.summary``, file only)."""
+    print(table)
+    logging.getLogger("g2m.summary").info(table)
 
 
 class StoreKeys:
@@ -352,7 +358,7 @@ def distil(
         plan.student.settings,
         plan.trainer,
         state.run_dir,
-        state.logger,
+        state.loggers.for_stage("student") if state.loggers else False,
         plan.seed,
         callbacks,
         num_classes=state.graph.num_classes,

@@ -24,11 +24,13 @@ def save_student(
     path: Path,
     provenance: dict[str, Any],
     classes: list[str] | None = None,
+    class_names: list[str] | None = None,
 ) -> Path:
     """Write ``model`` as a self-describing artifact (atomic).
 
     ``classes[c]`` is the dataset's own label of the class that output ``c`` predicts
-    (default ``"0"..."C-1"``; a dataset whose labels were remapped keeps its ids here).
+    (default ``"0"..."C-1"``; a dataset whose labels were remapped keeps its ids here);
+    ``class_names[c]`` its name where the dataset names its classes.
     """
     num_classes = model.init_args["out_channels"]
     if classes is None:
@@ -42,6 +44,7 @@ def save_student(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "input": {"num_features": model.init_args["in_channels"], "preprocessing": "none"},
         "classes": [str(c) for c in classes],
+        "class_names": list(class_names) if class_names is not None else None,
         "provenance": provenance,
     }
     return atomic_torch_save(state, path)

@@ -2,8 +2,9 @@
 
 Reads node features from ``.npy``, ``.pt`` (a 2-D tensor) or ``.csv`` (comma-separated, no
 header), checks them against what the artifact expects (feature dimension, finite values) and
-writes one CSV row per node: ``node,class,prob_0,...,prob_{C-1}``, ``class`` being the
-dataset's own label id (kept in the artifact when labels were remapped). Torch and NumPy only;
+writes one CSV row per node: ``node,class,[class_name,]prob_0,...,prob_{C-1}``, ``class``
+being the dataset's own label id (kept in the artifact when labels were remapped) and
+``class_name`` its name where the dataset names its classes. Torch and NumPy only;
 ``--device cuda`` runs the student through :class:`g2m.serve.inference.StudentInference`
 (the fused bf16 kernel where Triton is present).
 """
@@ -11,6 +12,7 @@ dataset's own label id (kept in the artifact when labels were remapped). Torch a
 from __future__ import annotations
 
 import argparse
+import csv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,17 +77,29 @@ def predict(
     return torch.cat([model(c.to(device)).float().softmax(-1).cpu() for c in chunks])
 
 
-def write_predictions(probs: Tensor, path: Path, classes: list[str] | None = None) -> Path:
-    """``node,class,prob_0,...``: ``class`` is the dataset's own label of the most likely
-    output (``classes[c]``, as the student artifact stores it), ``prob_c`` its probability."""
-    labels = np.asarray(classes if classes is not None else range(probs.size(1)), dtype=object)
-    header = "node,class," + ",".join(f"prob_{c}" for c in range(probs.size(1)))
-    best = labels[probs.argmax(1).numpy()]
-    table = np.column_stack([np.arange(probs.size(0)), best, probs.numpy()])
-    fmt = ["%d", "%s"] + ["%.6f"] * probs.size(1)
-    return atomic_write(
-        path, lambda tmp: np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=header, comments="")
-    )
+def write_predictions(
+    probs: Tensor,
+    path: Path,
+    classes: list[str] | None = None,
+    class_names: list[str] | None = None,
+) -> Path:
+    """``node,class,[class_name,]prob_0,...``: ``class`` is the dataset's own label of the
+    most likely output (``classes[c]``, as the student artifact stores it), ``class_name`` its
+    name where the dataset has names, ``prob_c`` the probability of output ``c``."""
+    labels = classes if classes is not None else [str(c) for c in range(probs.size(1))]
+    best = probs.argmax(1).tolist()
+    header = ["node", "class"] + ["class_name"] * (class_names is not None)
+    header += [f"prob_{c}" for c in range(probs.size(1))]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            out = csv.writer(handle)
+            out.writerow(header)
+            for node, (c, row) in enumerate(zip(best, probs.tolist(), strict=True)):
+                name = [class_names[c]] if class_names is not None else []
+                out.writerow([node, labels[c], *name, *(f"{p:.6f}" for p in row)])
+
+    return atomic_write(path, write)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         model = StudentInference(model, "cuda")
     features = read_features(args.features)
     probs = predict(model, features, meta["input"]["num_features"], device=args.device)
-    write_predictions(probs, args.out, meta.get("classes"))
+    write_predictions(probs, args.out, meta.get("classes"), meta.get("class_names"))
     print(f"{probs.size(0)} predictions written to {args.out}")
 
 
