@@ -81,3 +81,26 @@ def test_tagged_runs_get_their_own_group_by_default(runs, tmp_path):
     assert table.startswith("| dataset | teacher | loss | tag | setting | n |")
     assert "| cora | sage | glnn |  | transductive | 2 |" in table
     assert "| cora | sage | glnn | ablation | transductive | 1 |" in table
+
+
+@pytest.mark.slow
+def test_the_tradeoff_times_each_distinct_model_once_in_one_controlled_pass(tmp_path, cache_dir):
+    from g2m.report.timing import InferenceTimer
+    from g2m.run import pipeline
+    from tests.conftest import compose_config, tiny_overrides
+
+    for name, loss in (("glnn", "glnn"), ("glnn-seed1", "glnn"), ("mlp", "supervised")):
+        seed = "seed=1" if name.endswith("seed1") else "seed=0"
+        pipeline.run(
+            compose_config(tiny_overrides(cache_dir, f"loss={loss}", seed)), tmp_path / name
+        )
+    timer = InferenceTimer("cpu", repeats=5, warmup=1)
+    glnn, again, mlp = (timer.times(tmp_path / n) for n in ("glnn", "glnn-seed1", "mlp"))
+    assert glnn is again  # the same models, timed once
+    for timed in (glnn["teacher"], glnn["student"], mlp["student"]):
+        assert timed.measured and timed.device == "CPU"
+        assert 0 < timed.low <= timed.median <= timed.high
+    assert mlp["teacher"] is None  # a label-only student has no teacher to time
+    out = tmp_path / "report"
+    report.main([str(tmp_path), "--out", str(out)])
+    assert (out / "tradeoff.png").stat().st_size > 0

@@ -142,6 +142,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="run or sweep directories")
     parser.add_argument("--out", type=Path, default=Path("report"))
     parser.add_argument(
+        "--times",
+        choices=["measure", "recorded"],
+        default="measure",
+        help="tradeoff.png's inference times: timed now, each distinct model once on --device "
+        "(default), or as the runs recorded them (fast, but taken under whatever load there was)",
+    )
+    parser.add_argument("--device", default="cpu", help="where --times measure times (cpu, cuda)")
+    parser.add_argument(
         "--by",
         nargs="+",
         choices=GROUP_FIELDS,
@@ -159,8 +167,14 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "report.md").write_text(table + "\n")
     write_csv(rows, args.by, args.out / "report.csv")
     from g2m.report.plots import plot_accuracy, plot_tradeoff
+    from g2m.report.timing import InferenceTimer, recorded
 
+    timer = InferenceTimer(args.device) if args.times == "measure" else None
+    times = {
+        id(row): timer.times(row["best run"]) if timer else recorded(Path(row["best run"]))
+        for row in rows
+    }
     plot_accuracy(rows, args.by, args.out / "accuracy.png")
-    plot_tradeoff(rows, args.by, args.out / "tradeoff.png")
+    plot_tradeoff(rows, args.by, args.out / "tradeoff.png", times)
     print(table)
     print(f"\nreport.md, report.csv, accuracy.png, tradeoff.png written to {args.out}")
