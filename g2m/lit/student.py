@@ -53,6 +53,11 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         edge_index: ``[2, E]`` observed edges in global ids (both directions), required
             when the objective ``needs_edges``; never an edge with a held-out end.
         eval_batch_size: nodes per evaluation chunk. seed: shuffling seed.
+        steps_per_call: training batches per Lightning step (> 1: the system steps the
+            optimiser itself, :mod:`g2m.lit.student_steps`; the same steps in the same order).
+        cuda_graph: replay each full-size training step from a CUDA graph where the run
+            allows it (a GPU, one device, an objective without ``needs_edges``); elsewhere
+            the steps run eagerly, as if it were off.
     """
 
     def __init__(
@@ -72,8 +77,17 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         edge_index: Tensor | None = None,
         distill_val: bool = True,
         num_classes: int | None = None,
+        steps_per_call: int = 1,
+        cuda_graph: bool = False,
     ):
         super().__init__()
+        if steps_per_call < 1:
+            raise ConfigError(f"student.steps_per_call must be >= 1, got {steps_per_call}.")
+        self.steps_per_call, self.cuda_graph = int(steps_per_call), bool(cuda_graph)
+        # several batches per Lightning step, or graphs: the system steps the optimiser
+        self.automatic_optimization = self.steps_per_call == 1 and not self.cuda_graph
+        self._graphed = None
+        self._graph_checked = False
         if objective.needs_edges and edge_index is None:
             raise ConfigError(f"objective '{objective.name}' needs the graph's edges; none given.")
         if objective.needs_embeddings and teacher_embedding is None:
@@ -133,8 +147,65 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             return logits, embedding
         return logits[inverse], embedding[inverse] if embedding is not None else None
 
-    def training_step(self, idx: Tensor, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Tensor | list[Tensor], batch_idx: int) -> Tensor:
         self._on_device()
+        if self.automatic_optimization:
+            loss, terms = self.batch_loss(batch)
+            self._accumulate({**{f"loss_{k}": v for k, v in terms.items()}, "loss": loss}, batch)
+            self._log_epoch_means()
+            return loss
+        for idx in batch:  # several optimiser steps in one Lightning step
+            loss = self._manual_step(idx)
+        self._log_epoch_means()
+        return loss
+
+    def _manual_step(self, idx: Tensor) -> Tensor:
+        """One optimiser step on ``idx``: from a CUDA graph where it applies, else eagerly."""
+        graphed = self._graphed_step()
+        if graphed is not None:
+            self._loss_nodes += idx.numel()
+            if idx.numel() == self.batch_size:
+                return graphed.step(idx)
+            return graphed.eager(idx)
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        loss, terms = self.batch_loss(idx)
+        self.manual_backward(loss)
+        optimizer.step()
+        self._accumulate({**{f"loss_{k}": v for k, v in terms.items()}, "loss": loss}, idx)
+        return loss
+
+    def _graphed_step(self):
+        """The :class:`~g2m.lit.student_steps.GraphedStep`, if this run can use one."""
+        if self._graph_checked:
+            return self._graphed
+        self._graph_checked = True
+        usable = (
+            self.cuda_graph
+            and self.device.type == "cuda"
+            and self.trainer.world_size == 1
+            and not self.objective.needs_edges
+            and self.batch_size is not None
+        )
+        if usable:
+            from g2m.lit.student_steps import GraphedStep
+
+            dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(
+                str(self.trainer.precision)
+            )
+
+            def loss_of(idx: Tensor):
+                loss, terms = self.batch_loss(idx)
+                named = {**{f"loss_{k}": v for k, v in terms.items()}, "loss": loss}
+                self._accumulate(named, idx, count=False)
+                return loss, terms
+
+            optimizer = self.optimizers().optimizer
+            self._graphed = GraphedStep(loss_of, list(self.parameters()), optimizer, dtype)
+        return self._graphed
+
+    def batch_loss(self, idx: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The objective's total loss and its terms for the batch of node ids ``idx``."""
         n = self.nodes
         size = idx.numel()
         edge_fields = {}
@@ -161,28 +232,32 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             **edge_fields,
         )
         terms = self.objective(batch)
-        loss = self.objective.combine(terms)
-        self._log_epoch_means({**{f"loss_{k}": v for k, v in terms.items()}, "loss": loss}, size)
-        return loss
+        return self.objective.combine(terms), terms
 
-    def _log_epoch_means(self, values: dict[str, Tensor], size: int) -> None:
+    def _accumulate(self, values: dict[str, Tensor], idx: Tensor, count: bool = True) -> None:
+        """Add the batch's terms, weighted by its size, to the epoch's sums on the device (in
+        place: a CUDA graph replays the same additions into the same tensors)."""
+        size = idx.numel()
+        for name, value in values.items():
+            if name not in self._loss_sums:
+                self._loss_sums[name] = torch.zeros((), device=value.device)
+            self._loss_sums[name].add_(value.detach().float() * size)
+        if count:
+            self._loss_nodes += size
+
+    def _log_epoch_means(self) -> None:
         """Node-weighted epoch means of the training terms, logged once per epoch.
 
         Sums accumulate on the device; ``self.log`` (about 1 ms of host time per call) runs
         only at the epoch's last step, so a step costs no logging and no synchronisation.
         """
-        sums = self._loss_sums
-        for name, value in values.items():
-            weighted = value.detach().float() * size
-            sums[name] = weighted if name not in sums else sums[name] + weighted
-        self._loss_nodes += size
-        if self._trainer is not None and self._trainer.is_last_batch:
-            for name, total in sums.items():
-                mean = total / self._loss_nodes
-                self.log(
-                    f"student/train/{name}", mean, on_step=False, on_epoch=True, sync_dist=True
-                )
-            self._loss_sums, self._loss_nodes = {}, 0
+        if self._trainer is None or not self._trainer.is_last_batch:
+            return
+        for name, total in self._loss_sums.items():
+            mean = total / max(self._loss_nodes, 1)
+            self.log(f"student/train/{name}", mean, on_step=False, on_epoch=True, sync_dist=True)
+            total.zero_()  # after self.log has read it: the logged value is a copy
+        self._loss_nodes = 0
 
     def _evaluate(self, batch: tuple[str, Tensor], stage: str) -> None:
         self._on_device()
@@ -208,7 +283,11 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         self._evaluate(batch, "test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        # a step replayed from a CUDA graph needs Adam's state on the device
+        capturable = self.cuda_graph and self.device.type == "cuda"
+        return torch.optim.Adam(
+            self.parameters(), lr=self.lr, weight_decay=self.weight_decay, capturable=capturable
+        )
 
     @property
     def nodes_per_epoch(self) -> int:
@@ -220,7 +299,14 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         observed = self.pool.to(self.device)
         batch_size = self.batch_size if self.batch_size is not None else observed.numel()
         trainer = self.trainer
-        return NodeBatches(observed, batch_size, generator, trainer.global_rank, trainer.world_size)
+        batches = NodeBatches(
+            observed, batch_size, generator, trainer.global_rank, trainer.world_size
+        )
+        if self.automatic_optimization:
+            return batches
+        from g2m.lit.student_steps import StepGroups
+
+        return StepGroups(batches, self.steps_per_call)
 
     def val_dataloader(self):
         # replicated on every rank: evaluation is cheap next to training, and every rank then

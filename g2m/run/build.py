@@ -147,7 +147,11 @@ def build_run(cfg: DictConfig, data: Data | None = None) -> RunPlan:
         student=StudentPlan(
             model=NodeFactory(student.model, "student.model"),
             settings=StudentSettings(
-                _schedule(cfg, "student"), student.batch_size, student.get("distill_val", True)
+                _schedule(cfg, "student"),
+                student.batch_size,
+                student.get("distill_val", True),
+                student.get("steps_per_call", 1),
+                bool(student.get("cuda_graph", False)),
             ),
         ),
         objective=objective,

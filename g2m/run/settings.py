@@ -115,13 +115,23 @@ class StudentSettings:
         batch_size: observed nodes per training step (None: one full batch).
         distill_val: keep the validation nodes in the distillation pool (GLNN's CPF
             protocol); false leaves them out, so validation measures unseen nodes.
+        steps_per_call: training batches per Lightning step (:mod:`g2m.lit.student_steps`).
+        cuda_graph: replay full-size steps from a CUDA graph where the run allows it.
     """
 
     schedule: StageSchedule
     batch_size: int | None
     distill_val: bool
+    steps_per_call: int = 1
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
+        steps = self.steps_per_call
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(
+                f"Invalid configuration:\n  student.steps_per_call={steps!r}: expected an "
+                "integer >= 1"
+            )
         size = self.batch_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ConfigError(

@@ -60,6 +60,8 @@ def train_student(
         edge_index=observed_edges(graph, split) if objective.needs_edges else None,
         distill_val=settings.distill_val,
         num_classes=num_classes,
+        steps_per_call=settings.steps_per_call,
+        cuda_graph=settings.cuda_graph,
     )
     result = fit_and_test(
         system,
