@@ -164,9 +164,10 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         graphed = self._graphed_step()
         if graphed is not None:
             self._loss_nodes += idx.numel()
-            if idx.numel() == self.batch_size:
-                return graphed.step(idx)
-            return graphed.eager(idx)
+            full = idx.numel() == self.batch_size
+            loss = graphed.step(idx) if full else graphed.eager(idx)
+            self._count_optimizer_step()
+            return loss
         optimizer = self.optimizers()
         optimizer.zero_grad()
         loss, terms = self.batch_loss(idx)
@@ -174,6 +175,18 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         optimizer.step()
         self._accumulate({**{f"loss_{k}": v for k, v in terms.items()}, "loss": loss}, idx)
         return loss
+
+    def _count_optimizer_step(self) -> None:
+        """Advance Lightning's step count by one optimiser step that it did not see.
+
+        The graphed step drives the raw ``torch.optim`` optimiser (its update is replayed
+        from the graph), and Lightning counts only the steps taken through its own
+        optimiser wrapper; without this ``trainer.global_step`` stays at 0, and the
+        checkpoint callback, which saves only when the step count has moved, saves nothing.
+        """
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        progress.increment_ready()
+        progress.increment_completed()
 
     def _graphed_step(self):
         """The :class:`~g2m.lit.student_steps.GraphedStep`, if this run can use one."""
