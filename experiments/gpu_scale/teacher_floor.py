@@ -1,0 +1,110 @@
+"""The products-scale teacher epoch against the memory floor of its aggregations (GPU).
+
+The SAGE teacher of ``dataset=synthetic-products`` (3 layers, 256 hidden, batch norm, the
+"gcn" aggregator: :math:`h_i' = W\\,\\mathrm{mean}_{j \\in N(i) \\cup \\{i\\}} h_j`) aggregates
+with a CSR sparse-dense product :math:`\\hat A X` (cuSPARSE) on inputs of width 100, 256 and
+256. One product reads the CSR structure (row pointers and int64 column ids, fp32 values)
+and gathers one row of X per edge; two floors bracket it:
+
+- ``cached``: X read once (every gathered row a cache hit after the first) plus the structure
+  plus the output written once: bytes / copy bandwidth;
+- ``gather``: one uncached row of X per edge (E·d·4 bytes) plus the structure and output.
+
+Everything is timed in this process with CUDA events (median of 10 after 2 warm-ups): the
+device copy bandwidth, each product, the teacher's forward (eval), and one training step
+(forward, loss on the training nodes, backward, Adam). experiments/gpu_scale/README.md.
+
+    python experiments/gpu_scale/teacher_floor.py [DATASET_OVERRIDES...]
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch_geometric.nn.models import GraphSAGE
+
+import g2m
+from g2m.bench.timing import median_ms
+from g2m.models.teacher import sparse_adjacency
+
+
+def main(overrides: list[str]) -> None:
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: a smoke test on a small draw
+
+    def ms(fn, *args) -> float:
+        return median_ms(lambda: fn(*args), device, repeats=10, warmup=2)
+
+    graph = g2m.load_dataset("synthetic-products", overrides).data
+    x, y = graph.x.to(device), graph.y.to(device)
+    n = x.shape[0]
+    adj = sparse_adjacency(graph.edge_index.to(device), n, self_loops=True)
+    nnz = adj.values().numel()
+    structure = adj.crow_indices().numel() * 8 + nnz * (8 + 4)
+
+    def floor_ms(width: int, gathered: bool) -> float:
+        """Bytes of one product A @ X of this width over the copy bandwidth."""
+        rows_read = nnz if gathered else n
+        return (structure + (rows_read + n) * width * 4) / bandwidth * 1e3
+
+    buffer = torch.empty(2**30 if device == "cuda" else 2**24, device=device)  # 4 GiB on GPU
+    bandwidth = 2 * buffer.numel() * 4 / (ms(torch.clone, buffer) / 1e3)  # read + write, B/s
+    buffer = None
+    name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    print(f"{name} | N={n:,} nnz(A+I)={nnz:,} | copy {bandwidth / 1e9:,.0f} GB/s")
+    print("| op | ms | cached floor ms | x | gather floor ms | x |")
+    print("|---|---|---|---|---|---|")
+    for width in (100, 256, 47):
+        took = ms(torch.matmul, adj, torch.randn(n, width, device=device))
+        cached, gather = floor_ms(width, False), floor_ms(width, True)
+        print(
+            f"| A @ X, width {width} | {took:.2f} | {cached:.2f} | {took / cached:.1f} | "
+            f"{gather:.2f} | {took / gather:.2f} |"
+        )
+    forward_widths = (100, 256, 256)  # SAGEConv aggregates its input, then projects
+    forward_cached = sum(floor_ms(w, False) for w in forward_widths)
+    forward_gather = sum(floor_ms(w, True) for w in forward_widths)
+    # backward: the gradient of each aggregation but the first is one more product A^T G
+    step_gather = forward_gather + 2 * floor_ms(256, True)
+
+    teacher = GraphSAGE(
+        100,
+        256,
+        3,
+        47,
+        dropout=0.5,
+        norm="batch_norm",
+        norm_kwargs={"momentum": 0.5},
+        root_weight=False,
+    ).to(device)
+    optim = torch.optim.Adam(teacher.parameters(), lr=0.01)
+    train = torch.randperm(n, device=device)[: 47 * 20]
+
+    def forward():
+        teacher.eval()
+        with torch.no_grad():
+            return teacher(x, adj)
+
+    def step():
+        with torch.enable_grad():  # median_ms times under no_grad
+            teacher.train()
+            optim.zero_grad()
+            F.cross_entropy(teacher(x, adj)[train], y[train]).backward()
+            optim.step()
+
+    fwd, train_step = ms(forward), ms(step)
+    print(
+        f"| teacher forward (eval) | {fwd:.1f} | {forward_cached:.2f} | "
+        f"{fwd / forward_cached:.0f} | {forward_gather:.1f} | {fwd / forward_gather:.2f} |"
+    )
+    print(
+        f"| teacher training step | {train_step:.1f} | | | {step_gather:.1f} | "
+        f"{train_step / step_gather:.2f} |"
+    )
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else 0.0
+    print(f"epoch = step + forward = {train_step + fwd:.1f} ms; peak {peak:.1f} GiB")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
