@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from g2m.errors import G2MError
+from g2m.errors import G2MError, RunStopped
 
 USER_ERROR_EXIT = 2
 
@@ -19,10 +19,20 @@ def one_line_error(err: BaseException) -> str:
     return "; ".join(lines)
 
 
+SIGINT_EXIT = 130  # 128 + SIGINT, as a shell reports it
+
+
 def run_tool(name: str, main: Callable[[], None]) -> None:
-    """Run ``main``; a :class:`G2MError` becomes one stderr line and exit status 2."""
+    """Run ``main``; a :class:`G2MError` becomes one stderr line and exit status 2, a run
+    stopped by a signal (:class:`RunStopped`, Ctrl-C) one line and 128 + the signal."""
     try:
         main()
+    except RunStopped as stop:
+        print(f"{name}: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
+    except KeyboardInterrupt:
+        print(f"{name}: stopped by Ctrl-C (SIGINT); nothing was reported.", file=sys.stderr)
+        sys.exit(SIGINT_EXIT)
     except G2MError as err:
         if os.environ.get("G2M_DEBUG"):
             raise

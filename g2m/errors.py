@@ -30,3 +30,15 @@ class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
 
 class TrainingDivergedError(G2MError, RuntimeError):
     """A training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class RunStopped(Exception):
+    """A run was stopped by a signal (SIGTERM, Ctrl-C) before it finished.
+
+    Not a :class:`G2MError`: the input was fine. ``python -m g2m.train`` prints the message
+    on one line and exits with ``exit_code`` (128 + the signal's number, as a shell does).
+    """
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code

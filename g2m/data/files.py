@@ -23,6 +23,8 @@ Accepted formats (N nodes, F features, E edges):
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +32,10 @@ import numpy as np
 import torch
 
 from g2m.data.source import DataLocation, GraphSource
-from g2m.data.staging import fetch_with_fallback
+from g2m.data.staging import fetch_with_fallback, stage_raw_files
 from g2m.errors import DataError
+
+log = logging.getLogger("g2m")
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -178,23 +182,55 @@ class BenchmarkFile(GraphSource):
         name: the dataset's name in metrics and logs.
         path: the file's path relative to the data folder (and to the cache).
         url: where to download it from when no local copy exists.
+        sha256: the file's known SHA-256 (None: unchecked). A cached copy with other
+            contents (another dataset's file under this name, a truncated download) is
+            replaced from the local folder or the URL; a source with other contents is
+            refused.
         options: ``largest_component``, ``standardize_edges`` (:class:`GraphSource`).
     """
 
-    def __init__(self, name: str, path: str, url: str, **options: bool):
+    def __init__(self, name: str, path: str, url: str, sha256: str | None = None, **options: bool):
         super().__init__(name, **options)
-        self.path, self.url = str(path), str(url)
+        self.path, self.url, self.sha256 = str(path), str(url), sha256
 
     def read(self, location: DataLocation) -> Data:
         target = location.cache_dir / self.path
 
-        def load() -> Data:
+        def fetch() -> None:
             from torch_geometric.data import download_url
 
             if not target.is_file():
                 download_url(self.url, str(target.parent), log=False)
+
+        def load() -> Data:
+            fetch()
+            if self.sha256 is not None and file_sha256(target) != self.sha256:
+                log.warning(
+                    "The cached %s is not the known '%s' file (SHA-256 differs); staging it again.",
+                    target,
+                    self.name,
+                )
+                target.unlink()
+                stage_raw_files([self.path], location.cache_dir, location.data_dir)
+                fetch()
+                if file_sha256(target) != self.sha256:
+                    target.unlink()
+                    raise DataError(
+                        f"Dataset '{self.name}': {self.path} from "
+                        f"{location.data_dir or self.url} is not the known file (SHA-256 "
+                        f"{self.sha256[:12]}...): put the original {self.path} there."
+                    )
             return read_graph_file(target)
 
         return fetch_with_fallback(
             self.name, [self.path], location.cache_dir, location.data_dir, load
         )
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -267,6 +267,9 @@ class MaskSplit(SplitProtocol):
         return ids[0], ids[1], ids[2]
 
 
+MIN_TEST_NODES = 10  # each test part of the inductive setting, at least
+
+
 def hold_out(test: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """Split test ids into (observed test, held-out test) as GLNN's inductive setting does."""
     if not 0.0 <= fraction < 1.0:
@@ -274,6 +277,12 @@ def hold_out(test: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     gen = torch.Generator().manual_seed(seed)
     perm = test[torch.randperm(test.numel(), generator=gen)]
     num_ind = int(fraction * test.numel())
+    if fraction > 0 and min(num_ind, test.numel() - num_ind) < MIN_TEST_NODES:
+        raise DataError(
+            f"setting.held_out_fraction={fraction} splits the {test.numel()} test nodes into "
+            f"{test.numel() - num_ind} observed and {num_ind} held-out: each part needs at least "
+            f"{MIN_TEST_NODES} nodes for its accuracy to mean something (GLNN holds out 0.2)."
+        )
     return perm[num_ind:].sort().values, perm[:num_ind].sort().values
 
 

@@ -102,8 +102,7 @@ class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
 
     def _pairs(self) -> tuple[Tensor, Tensor]:
         """Positive edges (all or a sample) and uniformly random negative pairs."""
-        if self._sampler is None or self._sampler.device != self.device:
-            self._sampler = torch.Generator(device=self.device).manual_seed(self.seed)
+        self._sampler = self.stage_generator("negative_edges", self.seed, self.device)
         num_nodes, num_edges = self.observed.num_nodes, self.edge_index.size(1)
         positive = self.edge_index
         if self.edges_per_step is not None and self.edges_per_step < num_edges:

@@ -49,6 +49,8 @@ class CodebookArtifact:
         codes: ``[N]`` each node's nearest code (-1 for held-out nodes).
         similarity: the measure the codes were learnt with (``cosine`` or ``l2``).
         split, dataset, num_features: what the artifact was made for (checked on reuse).
+        provenance: the graph's digest and the codebook config it was trained with
+            (checked on reuse: :func:`g2m.run.artifacts.refuse_other_provenance`).
         logits: ``[N, C]`` the tokenizer's class logits (NaN rows for held-out nodes), the
             soft labels under ``codebook.soft_labels=tokenizer``; stored only for a graph
             class head (``codebook.classifier=graph``), None otherwise.
@@ -67,6 +69,7 @@ class CodebookArtifact:
     metrics: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     logits: Tensor | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def assignments(self, temperature: float, nodes: Tensor | None = None) -> Tensor:
         """``[N, K]`` (or ``[len(nodes), K]``) soft assignments; rows sum to 1."""

@@ -18,6 +18,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from g2m.errors import RunStopped
 from g2m.lit.distributed import (
     SyncBuffersBeforeEvaluation,
     single_device,
@@ -128,7 +129,10 @@ def fit_and_test(
     last = checkpoint_dir / "last.ckpt"
     if last.is_file():
         log.info("Resuming the %s stage from %s", stage, last)
-    fitter.fit(system, ckpt_path=str(last) if last.is_file() else None)
+    try:
+        fitter.fit(system, ckpt_path=str(last) if last.is_file() else None)
+    except SystemExit as stop:  # Lightning's SIGTERMException, or its exit(1) after Ctrl-C
+        raise stopped_by_signal(stage, fitter, run_dir) from stop
     best = Path(checkpoint.best_model_path)
     if not best.is_file():
         raise RuntimeError(f"{stage} stage produced no checkpoint (did validation run?).")
@@ -146,6 +150,18 @@ def fit_and_test(
         last.unlink(missing_ok=True)  # the stage is finished: its best checkpoint is what stays
         report_stage(stage, result, max_epochs, logger)
     return result
+
+
+def stopped_by_signal(stage: str, fitter: pl.Trainer, run_dir: Path) -> RunStopped:
+    """What to tell the user when a signal ended ``stage``: the run resumes from its last
+    finished epoch when the same command is run again into the same directory."""
+    name, code = ("SIGTERM", 143) if fitter.received_sigterm else ("Ctrl-C (SIGINT)", 130)
+    return RunStopped(
+        f"stopped by {name} in the {stage} stage after epoch {fitter.current_epoch}; "
+        f"nothing was reported. Run the same command with hydra.run.dir={run_dir} to resume "
+        "from the last finished epoch.",
+        code,
+    )
 
 
 def report_stage(stage: str, result: StageResult, max_epochs: int, logger: Any) -> None:

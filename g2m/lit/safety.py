@@ -5,9 +5,10 @@
   no bad weights are validated or saved); the best checkpoint written so far stays on disk.
 - :class:`AtomicCheckpointIO` writes every Lightning checkpoint to a temporary file and
   renames it, so a kill never leaves a truncated ``best.ckpt`` or ``last.ckpt``.
-- :class:`ResumableRNG` (a mixin for the systems) stores the global torch RNG and the
-  shuffling generator in each checkpoint and restores them on resume, so a resumed stage
-  draws the same dropout masks and batch orders as an uninterrupted one.
+- :class:`ResumableRNG` (a mixin for the systems) stores the global torch (and CUDA) RNG,
+  the shuffling generator and each stage's own generators (the codebook stage's
+  negative-edge sampler) in each checkpoint and restores them on resume, so a resumed stage
+  draws the same dropout masks, batch orders and samples as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -85,17 +86,30 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class ResumableRNG:
-    """Mixin for LightningModules: keep RNG streams in checkpoints (see module docstring)."""
+    """Mixin for LightningModules: keep RNG streams in checkpoints (see module docstring).
+
+    Saved with every checkpoint and restored on resume: the global torch RNG (and CUDA's,
+    where it is in use), the shuffling generator, and every generator a system made with
+    :meth:`stage_generator` (e.g. the codebook stage's negative-edge sampler).
+    """
 
     shuffle_generator: torch.Generator | None = None
     _pending_shuffle_state: torch.Tensor | None = None
 
+    def _stage_generators(self) -> dict[str, torch.Generator]:
+        if "_g2m_generators" not in self.__dict__:
+            self.__dict__["_g2m_generators"] = {}
+            self.__dict__["_g2m_pending"] = {}
+        return self.__dict__["_g2m_generators"]
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["g2m_rng"] = {
             "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
             "shuffle": None
             if self.shuffle_generator is None
             else self.shuffle_generator.get_state(),
+            "stage": {k: g.get_state() for k, g in self._stage_generators().items()},
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -103,7 +117,11 @@ class ResumableRNG:
         if state is None:
             return
         torch.set_rng_state(state["torch"])
+        if state.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
         self._pending_shuffle_state = state["shuffle"]
+        self._stage_generators()
+        self.__dict__["_g2m_pending"] = dict(state.get("stage") or {})
 
     def seeded_generator(self, seed: int) -> torch.Generator:
         """The shuffling generator: seeded, or continued from a resumed checkpoint."""
@@ -112,3 +130,17 @@ class ResumableRNG:
             self.shuffle_generator.set_state(self._pending_shuffle_state)
             self._pending_shuffle_state = None
         return self.shuffle_generator
+
+    def stage_generator(self, name: str, seed: int, device: torch.device) -> torch.Generator:
+        """The generator ``name`` on ``device``: seeded, or continued from a resumed
+        checkpoint; saved in every checkpoint from now on."""
+        generators = self._stage_generators()
+        generator = generators.get(name)
+        if generator is not None and generator.device == device:
+            return generator
+        generator = torch.Generator(device=device).manual_seed(seed)
+        pending = self.__dict__["_g2m_pending"].pop(name, None)
+        if pending is not None:
+            generator.set_state(pending)
+        generators[name] = generator
+        return generator

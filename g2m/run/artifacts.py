@@ -28,8 +28,13 @@ def read_artifact_state(path: Path, kind: str, version: int, tagged: bool = Fals
     ``tagged`` artifacts also store ``kind`` (the teacher artifact predates that key).
     """
     state = read_torch_dict(path, f"g2m {kind} artifact")
-    if state.get("version") != version or (tagged and state.get("kind") != kind):
-        raise ArtifactError(f"{path} is not a g2m {kind} artifact (version {version} expected).")
+    foreign = state.get("version") != version or (tagged and state.get("kind") != kind)
+    if foreign or "split" not in state or (not tagged and "logits" not in state):
+        what = f" (it is a g2m {state['kind']} file)" if isinstance(state.get("kind"), str) else ""
+        raise ArtifactError(
+            f"{path} is not a g2m {kind} artifact{what}: {kind}.artifact takes the {kind}.pt "
+            "of a g2m run (version {version})."
+        )
     state.pop("version")
     state.pop("kind", None)
     state["split"] = NodeSplit.from_dict(state["split"])
@@ -68,6 +73,7 @@ class TeacherArtifact:
     num_features: int
     metrics: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> Path:
         state = {k: v for k, v in asdict(self).items() if k != "split"}
@@ -86,3 +92,43 @@ class TeacherArtifact:
     def check_compatible(self, dataset: str, num_features: int, split: NodeSplit) -> None:
         """Refuse targets from another dataset, feature dimension or split (seed/setting)."""
         refuse_mismatch("teacher", self, self.logits.size(0), dataset, num_features, split)
+
+
+def refuse_other_provenance(kind: str, artifact: Any, expected: dict[str, Any], path: Path) -> None:
+    """Raise :class:`ArtifactError` if ``artifact`` was made from another graph or config.
+
+    ``provenance`` (stamped when the artifact was trained) holds a digest of the graph
+    (``graph``) and the config that made it (``config``: the teacher's, or the stage's);
+    ``expected`` is this run's. An artifact from before provenance was recorded is used
+    with a warning.
+    """
+    import logging
+
+    recorded = getattr(artifact, "provenance", None) or {}
+    if not recorded:
+        logging.getLogger("g2m").warning(
+            "The %s artifact %s records no graph or config (made by an older g2m): not checked.",
+            kind,
+            path,
+        )
+        return
+    problems = []
+    if recorded.get("graph") != expected.get("graph"):
+        problems.append("it was made from another graph (its features, edges or labels differ)")
+    old, new = recorded.get("config") or {}, expected.get("config") or {}
+    from g2m.run.rundir import choices_first, flatten
+
+    old, new = flatten(old), flatten(new)
+    differing = choices_first(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if differing:
+        shown = "; ".join(
+            f"{kind}.{k}={old.get(k)!r} (this run: {new.get(k)!r})" for k in differing[:4]
+        )
+        problems.append(f"it was made with {shown}" + ("; ..." if len(differing) > 4 else ""))
+    if problems:
+        raise ArtifactError(
+            f"The {kind} artifact {path} does not match this run: "
+            + "; ".join(problems)
+            + f". Pass the {kind}.pt of a run with this data and {kind} config, or drop "
+            f"{kind}.artifact to train one."
+        )

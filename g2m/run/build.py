@@ -164,6 +164,7 @@ def build_run(cfg: DictConfig, data: Data | None = None) -> RunPlan:
         store=build_store(cfg),
         identity=stored_identity(cfg, objective),
         threads=threads(cfg.get("threads")),
+        overwrite=bool(cfg.get("overwrite", False)),
     )
 
 

@@ -19,6 +19,7 @@ run directory:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -40,7 +41,11 @@ from g2m.data.splits import NodeSplit, make_split
 from g2m.errors import ArtifactError
 from g2m.io import atomic_json, atomic_write
 from g2m.lit.distributed import is_secondary_rank, pin_cuda_device
-from g2m.run.artifacts import TEACHER_ARTIFACT_VERSION, TeacherArtifact
+from g2m.run.artifacts import (
+    TEACHER_ARTIFACT_VERSION,
+    TeacherArtifact,
+    refuse_other_provenance,
+)
 from g2m.run.build import RunModels, build_run
 from g2m.run.extra import DistillationTargets, ExtraStage, StageArtifact, StageContext
 from g2m.run.outputs import (
@@ -50,6 +55,7 @@ from g2m.run.outputs import (
     student_provenance,
 )
 from g2m.run.plan import RunPlan
+from g2m.run.rundir import check_run_dir, clear, locked_run_dir
 from g2m.run.store import artifact_key, link_into, tensor_digest
 from g2m.run.student_stage import train_student
 from g2m.run.summary import format_summary
@@ -71,15 +77,20 @@ def stored_artifact(
     graph: LoadedGraph,
     split: NodeSplit,
     run_dir: Path,
+    reuse_own: bool = True,
+    expected: Callable[[], dict[str, Any]] | None = None,
 ) -> Any | None:
     """The ``stage`` artifact to reuse: ``configured`` if given, else this run's own
-    ``<stage>.pt`` if it finished; None if there is neither. Checked against the run
-    (dataset, features, split) before it is used."""
+    ``<stage>.pt`` if it finished (and ``reuse_own``); None if there is neither. Checked
+    against the run (dataset, features, split, and ``expected()``: the graph and config that
+    should have made it) before it is used."""
     path = Path(configured) if configured else run_dir / f"{stage}.pt"
-    if not configured and not path.is_file():
+    if not configured and (not reuse_own or not path.is_file()):
         return None
     artifact = load(path)
     artifact.check_compatible(graph.name, graph.num_features, split)
+    if expected is not None:
+        refuse_other_provenance(stage, artifact, expected(), path)
     log.info("Reusing %s artifact %s", stage, path)
     return artifact
 
@@ -104,6 +115,7 @@ class RunState:
     graph: LoadedGraph
     split: NodeSplit
     models: RunModels
+    keys: StoreKeys
     teacher: TeacherArtifact | None
     artifacts: dict[str, StageArtifact | None]
     loggers: Any = None
@@ -126,13 +138,22 @@ def execute(
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    if (run_dir / "metrics.json").is_file():
+    to_clear = check_run_dir(run_dir, plan.config, plan.overwrite)
+    if not to_clear and (run_dir / "metrics.json").is_file():
         return report_again(plan, run_dir)
-    state = prepare(plan, run_dir)
     if is_secondary_rank():
-        return join_student_stage(state)
+        return join_student_stage(prepare(plan, run_dir))
+    state = prepare(plan, run_dir, reuse_own=not to_clear)
+    with locked_run_dir(run_dir):
+        clear(to_clear)
+        return run_stages(state, student_callbacks, started)
+
+
+def run_stages(state: RunState, student_callbacks: tuple[Any, ...], started: float) -> dict:
+    """Every stage of a prepared run, in the run directory it holds (see :func:`execute`)."""
+    plan = state.plan
     start_writing(state)
-    keys = StoreKeys(plan, state.graph, state.split)
+    keys = state.keys
     if plan.objective.needs_teacher and state.teacher is None:
         state.teacher = obtain(state, "teacher", keys.teacher(), lambda: train_teacher_of(state))
     for stage in plan.stages:
@@ -144,9 +165,10 @@ def execute(
     return finish(state, student, result, targets, started)
 
 
-def prepare(plan: RunPlan, run_dir: Path) -> RunState:
+def prepare(plan: RunPlan, run_dir: Path, reuse_own: bool = True) -> RunState:
     """Load and check the graph, draw the split, build every model, find the artifacts this
-    run is told to reuse or already has: everything that can fail before a file is written."""
+    run is told to reuse or already has (``reuse_own``: its own, in ``run_dir``):
+    everything that can fail before a file is written."""
     if plan.threads is not None:
         torch.set_num_threads(plan.threads)
     pin_cuda_device(plan.trainer.kwargs)
@@ -154,17 +176,28 @@ def prepare(plan: RunPlan, run_dir: Path) -> RunState:
     split = make_split(graph.data, plan.split, plan.seed, plan.held_out_fraction)
     models = RunModels.for_graph(plan, graph)
     models.check()
+    keys = StoreKeys(plan, graph, split)
     teacher = None
     if plan.objective.needs_teacher:
         configured = plan.teacher.artifact
         teacher = stored_artifact(
-            "teacher", configured, TeacherArtifact.load, graph, split, run_dir
-        )
+            "teacher", configured, TeacherArtifact.load, graph, split, run_dir, reuse_own,
+            partial(keys.provenance, "teacher"),
+        )  # fmt: skip
     artifacts = {
-        s.name: stored_artifact(s.name, s.artifact, s.load, graph, split, run_dir)
+        s.name: stored_artifact(
+            s.name,
+            s.artifact,
+            s.load,
+            graph,
+            split,
+            run_dir,
+            reuse_own,
+            partial(keys.provenance, s.name),
+        )  # fmt: skip
         for s in plan.stages
     }
-    return RunState(plan, run_dir, graph, split, models, teacher, artifacts)
+    return RunState(plan, run_dir, graph, split, models, keys, teacher, artifacts)
 
 
 def start_writing(state: RunState) -> None:
@@ -250,16 +283,29 @@ class StoreKeys:
     def __init__(self, plan: RunPlan, graph: LoadedGraph, split: NodeSplit):
         self.plan, self.graph, self.split = plan, graph, split
         self._teacher: str | None = None
+        self._graph: str | None = None
+
+    def graph_digest(self) -> str:
+        """SHA-256 of the graph's features, edges, labels and masks."""
+        if self._graph is None:
+            data = self.graph.data
+            masks = [getattr(data, k, None) for k in ("train_mask", "val_mask", "test_mask")]
+            self._graph = tensor_digest(data.x, data.edge_index, data.y, *masks)
+        return self._graph
+
+    def provenance(self, kind: str) -> dict[str, Any]:
+        """What a ``kind`` artifact records about what made it (checked when reused):
+        the graph's digest and the teacher's or the stage's config."""
+        return {"graph": self.graph_digest(), "config": (self.plan.identity or {}).get(kind)}
 
     def teacher(self) -> str:
         if self._teacher is None:
-            data, identity = self.graph.data, self.plan.identity or {}
-            masks = [getattr(data, k, None) for k in ("train_mask", "val_mask", "test_mask")]
+            identity = self.plan.identity or {}
             parts = (self.split.train, self.split.val, self.split.test, self.split.test_ind)
             self._teacher = artifact_key(
                 {
                     "stage": "teacher",
-                    "graph": tensor_digest(data.x, data.edge_index, data.y, *masks),
+                    "graph": self.graph_digest(),
                     "split": tensor_digest(*parts),
                     "seed": self.plan.seed,
                     "teacher": identity.get("teacher"),
@@ -286,14 +332,21 @@ def obtain(state: RunState, kind: str, key: str, train: Callable[[], Any]) -> An
     """The ``kind`` artifact from the store, or trained now (and stored); either way in the
     run directory as ``<kind>.pt``."""
     plan, own = state.plan, state.run_dir / f"{kind}.pt"
-    if plan.store is None:
+
+    def trained() -> Any:
         artifact = train()
+        with contextlib.suppress(AttributeError):  # a plugin's artifact may not record it
+            artifact.provenance = state.keys.provenance(kind)
+        return artifact
+
+    if plan.store is None:
+        artifact = trained()
         artifact.save(own)
         return artifact
     with plan.store.reserved(kind, key) as path:
         artifact = load_from_store(kind, key, path, artifact_loader(plan, kind).load)
         if artifact is None:
-            artifact = train()
+            artifact = trained()
             artifact.save(path)
             plan.store.describe(kind, key, about(plan, kind, artifact, state.run_dir))
         else:

@@ -73,6 +73,8 @@ class RunPlan:
         identity: the config that determines each stored artifact besides the data, the
             split and the seed: ``teacher``, ``trainer`` and one entry per extra stage.
         threads: torch's CPU threads for this run (None: torch's default).
+        overwrite: clear a run directory an earlier, different config wrote
+            (:mod:`g2m.run.rundir`) instead of refusing it.
     """
 
     names: RunNames
@@ -91,3 +93,4 @@ class RunPlan:
     store: ArtifactStore | None = None
     identity: dict[str, Any] | None = None
     threads: int | None = None
+    overwrite: bool = False

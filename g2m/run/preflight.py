@@ -12,7 +12,8 @@ error comes back in about two seconds:
 - every option of every config group named (each value of a sweep too);
 - keys that moved (``dataset.split`` is the ``split`` group now);
 - the composed config and every component built from it (for a sweep, its first run);
-- a sweep asked to run on several devices.
+- a sweep asked to run on several devices;
+- a run directory that holds another config's run (:mod:`g2m.run.rundir`).
 
 Hydra's own flags (``--help``, ``--cfg``, ``--info``, ...) skip the check.
 """
@@ -111,6 +112,7 @@ def preflight(argv: Sequence[str]) -> None:
 
     from g2m.api import compose_config, one_line
     from g2m.run.build import RunModels, build_run
+    from g2m.run.rundir import check_run_dir
 
     args = list(argv)
     if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):
@@ -127,8 +129,10 @@ def preflight(argv: Sequence[str]) -> None:
         if "ConfigLoader" in str(err):  # glob(): only Hydra can list the options
             return
         raise ConfigError(one_line(str(err))) from err
-    cfg, _ = compose_config(runs)
+    cfg, run_dir = compose_config(runs)
     plan = build_run(cfg)
+    if not multirun:  # before Hydra rewrites .hydra/config.yaml in it
+        check_run_dir(Path(run_dir), plan.config, plan.overwrite)
     # every model built once for placeholder sizes: the data's sizes come later, but a wrong
     # width, norm or head count fails now
     RunModels(plan, num_features=PLACEHOLDER_FEATURES, num_classes=2).check()

@@ -53,6 +53,9 @@ class StageSchedule:
             raise ConfigError("Invalid configuration:\n" + "\n".join(problems))
 
 
+PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true", "64")
+
+
 @dataclass(frozen=True)
 class TrainerSettings:
     """What every stage's Lightning ``Trainer`` shares.
@@ -82,6 +85,7 @@ class TrainerSettings:
                     f"trainer.devices={self.kwargs.get('devices')} asks for {self.devices} GPUs "
                     f"and {torch.cuda.device_count()} are visible."
                 )
+        self._check_precision(accelerator)
         if (
             not isinstance(self.kwargs.get("devices", 1), int | list | tuple | str)
             or self.devices < 1
@@ -90,6 +94,24 @@ class TrainerSettings:
                 f"trainer.devices={self.kwargs.get('devices')!r}: expected an integer >= 1 or a "
                 "list of device ids."
             )
+
+    def _check_precision(self, accelerator: str) -> None:
+        """Refuse a precision Lightning does not know, and fp16 where it would not run as
+        asked (on the CPU Lightning runs ``16-mixed`` as bf16)."""
+        precision = str(self.kwargs.get("precision", "32-true"))
+        if precision not in PRECISIONS:
+            raise ConfigError(
+                f"trainer.precision={precision!r}: expected one of {', '.join(PRECISIONS)}."
+            )
+        if precision.startswith("16") or precision == "16":
+            import torch
+
+            on_cpu = accelerator == "cpu" or not torch.cuda.is_available()
+            if on_cpu:
+                raise ConfigError(
+                    f"trainer.precision={precision} needs a GPU (on the CPU Lightning would run "
+                    "bf16 instead): use bf16-mixed or 32-true here."
+                )
 
     @property
     def devices(self) -> int:

@@ -29,14 +29,16 @@ def _number(test: Callable[[float], bool]) -> Callable[[Any], bool]:
 
 
 CHECKS: list[Check] = [
-    ("seed", _int(0), "an integer >= 0"),
+    ("seed", lambda v: _int(0)(v) and v < 2**32, "an integer in [0, 2**32 - 1]"),
     ("setting.held_out_fraction", _number(lambda v: 0 <= v < 1), "a number in [0, 1)"),
     ("teacher.model.hidden_channels", _int(1), "an integer >= 1"),
     ("teacher.model.num_layers", _int(1), "an integer >= 1"),
     ("teacher.model.dropout", _number(lambda v: 0 <= v < 1), "a number in [0, 1)"),
     ("teacher.model.heads", _int(1), "an integer >= 1 (attention heads)"),
+    # an EMA decay outside (0, 1) moves codes away from their nodes (decay=2: 1 of 16 used)
+    ("codebook.decay", _number(lambda v: 0 < v < 1), "a number in (0, 1)"),
 ]
-OPTIONAL = {"teacher.model.heads"}  # only some teachers have the key
+OPTIONAL = {"teacher.model.heads", "codebook.decay"}  # only some runs have the key
 
 
 def check_config(cfg: DictConfig) -> None:
