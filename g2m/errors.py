@@ -2,7 +2,8 @@
 
 ``python -m g2m.train`` turns a :class:`G2MError` into one line on stderr and exit status 2
 (set ``G2M_DEBUG=1`` to see the traceback). Each class also derives from the built-in error a
-caller would expect (``ValueError``, ``FileNotFoundError``, ``RuntimeError``).
+caller would expect (``ValueError``, ``FileNotFoundError``,
+``OSError``, ``RuntimeError``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ class ArtifactError(G2MError, ValueError):
 
 class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
     """An artifact path does not exist."""
+
+
+class OutputError(G2MError, OSError):
+    """An output path cannot be written: a folder where a file goes, a file where a folder
+    goes, a path below a regular file, or a read-only location."""
 
 
 class TrainingDivergedError(G2MError, RuntimeError):

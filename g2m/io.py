@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from g2m.errors import ArtifactError, ArtifactNotFoundError
+from g2m.errors import ArtifactError, ArtifactNotFoundError, G2MError, OutputError
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
@@ -35,6 +35,55 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_output(path: Path, what: str = "output", folder: bool = False) -> Path:
+    """Refuse, before any work is done, an output path that cannot be written.
+
+    Args:
+        path: the file (or, with ``folder``, the directory) a tool is about to write.
+        what: how the user gave it, for messages (``"--out"``).
+        folder: ``path`` is a directory to write into (created if missing), not a file.
+
+    Raises:
+        OutputError: ``path`` is a directory where a file goes (or a file where a directory
+            goes), lies below a regular file, or its nearest existing folder is not writable.
+    """
+    path = Path(path)
+    if not folder and path.is_dir():
+        raise OutputError(f"{what} {path} is a directory; give the path of a file to write.")
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(
+            f"{what} {path} is an existing file; give a directory to write into "
+            "(a new one is created)."
+        )
+    existing = path if folder and path.is_dir() else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(
+            f"{what} {path} cannot be created: {existing} is a file, not a directory."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"{what} {path} cannot be written: {existing} is read-only or not writable by you; "
+            "choose a writable location."
+        )
+    return path
+
+
+def write_output(path: Path, write: Callable[[Path], Any], what: str = "output") -> Path:
+    """:func:`atomic_write` for a tool's output: the path is checked first
+    (:func:`check_output`) and a failed write (a full disk, a folder put in the file's place
+    meanwhile) becomes an :class:`OutputError`; either way nothing is left at ``path``."""
+    check_output(path, what)
+    try:
+        return atomic_write(path, write)
+    except OSError as err:
+        if isinstance(err, G2MError):
+            raise
+        reason = err.strerror or str(err)
+        raise OutputError(f"could not write {path} ({reason}); nothing was written there.") from err
 
 
 def current_umask() -> int:

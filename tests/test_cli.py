@@ -49,7 +49,7 @@ def refused(result: subprocess.CompletedProcess, message: str, run_dir: Path) ->
         (["dataset.split=public"], "dataset.split has moved: splits are a group of their own"),
         (["dataset=pubmed"], "dataset=pubmed is not an option of the dataset group"),
         (["-m", "loss=glnn,vq2"], "loss=vq2 is not an option of the loss group"),
-        (["seed=abc"], "seed='abc': expected an integer >= 0"),
+        (["seed=abc"], "seed='abc': expected an integer in [0, 2**32 - 1]"),
         (["student.model.norm=foo"], "student.model: norm must be one of"),
         (
             ["teacher=gat", "teacher.model.heads=0"],

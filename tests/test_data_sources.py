@@ -54,7 +54,7 @@ def test_corrupted_npz_is_reported_with_its_path(tmp_path):
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match="cora.npz is not a readable .npz"):
-        load_catalog("cora", tmp_path / "cache")
+        load_catalog("file", tmp_path / "cache", None, f"dataset.path={broken}")
 
 
 # One process writes a "processed" file slowly; each process reads it back in full. Without

@@ -227,3 +227,35 @@ def test_an_ogb_dataset_g2m_cannot_train_is_refused(tmp_path):
 def test_a_missing_graph_file_is_named(tmp_path):
     with pytest.raises(DataError, match="Graph file not found: .*nope.pt"):
         load_catalog("file", tmp_path, None, f"dataset.path={tmp_path / 'nope.pt'}")
+
+
+def test_a_garbage_processed_file_is_processed_again(tmp_path):
+    local = tmp_path / "shared"
+    sparse_graph_npz(local / "CS" / "raw" / "ms_academic_cs.npz", small_graph(seed=3))
+    cache = tmp_path / "cache"
+    args = ("dataset.cls=Coauthor", "dataset.name=CS")
+    first = load_catalog("pyg", cache, local, *args)
+    processed = next((cache / "CS" / "processed").glob("data*.pt"))
+    processed.write_bytes(b"\x00 not a torch file")
+    again = load_catalog("pyg", cache, local, *args)
+    assert again.data.num_nodes == first.data.num_nodes
+    assert torch.load(processed, weights_only=False) is not None  # written anew
+
+
+def test_a_read_only_cache_holding_every_file_is_read_without_its_lock(tmp_path, monkeypatch):
+    import errno
+
+    from filelock import FileLock
+
+    local = tmp_path / "shared"
+    sparse_graph_npz(local / "CS" / "raw" / "ms_academic_cs.npz", small_graph(seed=3))
+    cache = tmp_path / "cache"
+    args = ("dataset.cls=Coauthor", "dataset.name=CS")
+    first = load_catalog("pyg", cache, local, *args)
+
+    def read_only(self, *a, **k):
+        raise OSError(errno.EROFS, "Read-only file system", self.lock_file)
+
+    monkeypatch.setattr(FileLock, "acquire", read_only)  # as root, chmod would not stop us
+    again = load_catalog("pyg", cache, local, *args)
+    assert again.data.num_nodes == first.data.num_nodes

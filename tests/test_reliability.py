@@ -151,8 +151,19 @@ def test_non_finite_features_are_rejected(tmp_path):
         attr_shape=np.array([n, 1]),
         labels=np.array([0, 1, 0, 1]),
     )
-    with pytest.raises(DataError, match="NaN or Inf features"):
+    with pytest.raises(DataError, match="NaN or Inf features"):  # the file reader's check
+        load_catalog("file", tmp_path / "cache", None, f"dataset.path={path}")
+
+
+def test_a_cached_benchmark_file_that_is_not_the_known_one_is_refused_offline(tmp_path):
+    """Another graph under Cora's cached name, no original to stage, no network: refused,
+    and the wrong file is gone from the cache."""
+    path = tmp_path / "cache" / "CPF_npz" / "cora.npz"
+    path.parent.mkdir(parents=True)
+    np.savez(path, x=np.ones((3, 2), np.float32), edge_index=np.zeros((2, 0)), y=np.zeros(3))
+    with pytest.raises(DataError, match="was not the known file"):
         load_catalog("cora", tmp_path / "cache")
+    assert not path.exists()
 
 
 def test_missing_or_foreign_student_artifact(tmp_path):

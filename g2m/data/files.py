@@ -212,7 +212,15 @@ class BenchmarkFile(GraphSource):
                 )
                 target.unlink()
                 stage_raw_files([self.path], location.cache_dir, location.data_dir)
-                fetch()
+                try:
+                    fetch()
+                except OSError as err:  # offline: urllib's URLError is an OSError
+                    raise DataError(
+                        f"Dataset '{self.name}': the cached {target} was not the known file "
+                        "(SHA-256 differs: truncated, or another dataset's file) and was "
+                        f"removed; no original could be staged or downloaded ({err}). Put the "
+                        f"original {self.path} under $G2M_DATA_DIR or the cache and run again."
+                    ) from err
                 if file_sha256(target) != self.sha256:
                     target.unlink()
                     raise DataError(

@@ -121,7 +121,12 @@ class PyGDataset(GraphSource):
         else:
             staged = with_local_raw_files(self.cls, location)
             with dataset_lock(location.cache_dir, f"{self.cls.__name__}-{self.name}"):
-                dataset = self._instantiate(staged, label, root=str(location.cache_dir))
+                try:
+                    dataset = self._instantiate(staged, label, root=str(location.cache_dir))
+                except DataError:
+                    if not remove_unreadable_processed(location.cache_dir):
+                        raise
+                    dataset = self._instantiate(staged, label, root=str(location.cache_dir))
         if not 0 <= self.index < len(dataset):
             raise ConfigError(f"dataset.index={self.index}: {label} holds {len(dataset)} graphs.")
         if len(dataset) > 1:
@@ -137,3 +142,20 @@ class PyGDataset(GraphSource):
             raise
         except Exception as err:  # the classes' own checks: AssertionError, ValueError, ...
             raise DataError(f"{label} failed: {type(err).__name__}: {err}") from err
+
+
+def remove_unreadable_processed(root: Path) -> list[Path]:
+    """Remove the files under ``root``'s ``processed/`` folders that torch cannot read (a
+    truncated or overwritten ``data.pt``), so that PyG processes the raw files again; returns
+    them. Processed files are derived from the raw ones: nothing is lost."""
+    import torch
+
+    removed = []
+    for path in sorted(Path(root).glob("**/processed/*.pt")):
+        try:
+            torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # unpickling, zip and EOF errors alike
+            log.warning("%s cannot be read (%s); processing the raw files again.", path, err)
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -16,9 +16,12 @@ the others wait for it and then read the finished file.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,6 +29,8 @@ from filelock import FileLock
 
 from g2m.errors import DataError
 from g2m.io import atomic_write
+
+log = logging.getLogger("g2m")
 
 T = TypeVar("T")
 
@@ -43,10 +48,28 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "g2m" / "datasets"
 
 
-def dataset_lock(cache_dir: Path, dataset: str) -> FileLock:
-    """The lock that serialises staging and processing of ``dataset`` in ``cache_dir``."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(cache_dir / f".{dataset}.lock"))
+@contextlib.contextmanager
+def dataset_lock(cache_dir: Path, dataset: str) -> Iterator[None]:
+    """Hold the lock that serialises staging and processing of ``dataset`` in ``cache_dir``.
+
+    A cache that cannot be written (a read-only copy that already holds every file) is read
+    without the lock: nothing can be staged or processed into it, so there is nothing to
+    serialise, and a missing file then fails with the usual message.
+    """
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(cache_dir / f".{dataset}.lock"))
+        lock.acquire()
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EROFS, errno.EPERM):
+            raise
+        log.info("The cache %s is read-only (%s); reading it without its lock.", cache_dir, err)
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def stage_raw_files(

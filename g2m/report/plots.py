@@ -94,7 +94,7 @@ def plot_accuracy(rows: list[dict], by: list[str], path: Path) -> Path:
         "Test accuracy at the validation-selected epoch: mean ± std over seeds", fontsize=11
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, format="png")  # path may be a temporary name
     plt.close(fig)
     return path
 
@@ -138,6 +138,6 @@ def plot_tradeoff(rows: list[dict], by: list[str], path: Path, times: dict[int, 
         ax.set_xlabel(f"inference over every node, ms on {where} ({how}), log scale", fontsize=8)
     fig.suptitle("Accuracy against inference time: teachers (■) and students (●)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, format="png")  # path may be a temporary name
     plt.close(fig)
     return path

@@ -5,18 +5,22 @@ grouped by dataset × teacher × student × loss × setting (``--by`` changes th
 ``report.md`` and ``report.csv`` (accuracies in %, ``n`` = runs per group) and, when matplotlib
 is installed, ``accuracy.png`` (student test accuracy per method with ±1 std error bars) and
 ``tradeoff.png`` (accuracy against inference time, teacher and student, GLNN's Figure 1).
+A damaged run (truncated ``metrics.json``, fields missing) is skipped with one warning line
+(:mod:`g2m.report.runs`); an ``--out`` that cannot be written is refused before any work.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from g2m.errors import DataError
+from g2m.io import check_output, write_output
+from g2m.report.runs import load_runs
+
+__all__ = ["load_runs", "main", "summarise", "to_markdown", "write_csv"]
 
 GROUP_FIELDS = ("dataset", "split", "setting", "teacher", "student", "loss", "tag", "seed")
 DEFAULT_BY = ["dataset", "teacher", "loss", "setting"]
@@ -34,23 +38,6 @@ TIMINGS = [
     ("teacher ms", "teacher_inference_ms", 1.0),
     ("student ms", "student_inference_ms", 1.0),
 ]
-
-
-def load_runs(dirs: list[Path]) -> list[dict]:
-    """Every run below ``dirs``: its metrics plus ``timings`` (from timings.json if present)."""
-    runs = []
-    for d in dirs:
-        for path in sorted(Path(d).rglob("metrics.json")):
-            run = json.loads(path.read_text())
-            timings = path.with_name("timings.json")
-            run["timings"] = json.loads(timings.read_text()) if timings.is_file() else {}
-            run["path"] = str(path.parent)
-            if "wall_seconds" in run:  # runs written before timings.json existed
-                run["timings"].setdefault("wall_seconds", run["wall_seconds"])
-            runs.append(run)
-    if not runs:
-        raise DataError(f"no metrics.json under {', '.join(map(str, dirs))}")
-    return runs
 
 
 def group_key(run: dict, by: list[str]) -> tuple:
@@ -135,6 +122,17 @@ def write_csv(rows: list[dict], by: list[str], path: Path) -> None:
             writer.writerow(out)
 
 
+def write_report(out: Path, rows: list[dict], by: list[str], table: str, times: dict) -> None:
+    """``report.md``, ``report.csv`` and both figures into ``out``, each file whole or not
+    at all (a temporary name renamed into place)."""
+    from g2m.report.plots import plot_accuracy, plot_tradeoff
+
+    write_output(out / "report.md", lambda tmp: tmp.write_text(table + "\n"))
+    write_output(out / "report.csv", lambda tmp: write_csv(rows, by, tmp))
+    write_output(out / "accuracy.png", lambda tmp: plot_accuracy(rows, by, tmp))
+    write_output(out / "tradeoff.png", lambda tmp: plot_tradeoff(rows, by, tmp, times))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m g2m.report", description=__doc__.splitlines()[0]
@@ -156,17 +154,14 @@ def main(argv: list[str] | None = None) -> None:
         help=f"group fields (default: {' '.join(DEFAULT_BY)}, plus tag when a run has one)",
     )
     args = parser.parse_args(argv)
+    check_output(args.out, "--out", folder=True)
     runs = load_runs(args.runs)
     if args.by is None:
         args.by = DEFAULT_BY[:3] + ["tag"] * any(r.get("tag") for r in runs) + DEFAULT_BY[3:]
     rows = summarise(runs, args.by)
-    args.out.mkdir(parents=True, exist_ok=True)
     table = to_markdown(rows, args.by)
     best = "\n".join(f"- {', '.join(str(r[b]) for b in args.by)}: `{r['best run']}`" for r in rows)
     table += "\n\nBest student per group, by validation accuracy:\n" + best
-    (args.out / "report.md").write_text(table + "\n")
-    write_csv(rows, args.by, args.out / "report.csv")
-    from g2m.report.plots import plot_accuracy, plot_tradeoff
     from g2m.report.timing import InferenceTimer, recorded
 
     timer = InferenceTimer(args.device) if args.times == "measure" else None
@@ -174,7 +169,6 @@ def main(argv: list[str] | None = None) -> None:
         id(row): timer.times(row["best run"]) if timer else recorded(Path(row["best run"]))
         for row in rows
     }
-    plot_accuracy(rows, args.by, args.out / "accuracy.png")
-    plot_tradeoff(rows, args.by, args.out / "tradeoff.png", times)
+    write_report(args.out, rows, args.by, table, times)
     print(table)
     print(f"\nreport.md, report.csv, accuracy.png, tradeoff.png written to {args.out}")

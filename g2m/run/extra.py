@@ -28,7 +28,12 @@ if TYPE_CHECKING:
 
 
 class StageArtifact(Protocol):
-    """What a stage leaves in ``<name>.pt``: checked on reuse, summarised in metrics.json."""
+    """What a stage leaves in ``<name>.pt``: checked on reuse, summarised in metrics.json.
+
+    An artifact with a ``provenance`` attribute (a dict it saves and loads) is stamped with
+    the graph's digest and the stage's config when trained, and checked against them when
+    reused (:func:`g2m.run.artifacts.refuse_other_provenance`).
+    """
 
     metrics: dict[str, Any]
     timings: dict[str, Any]

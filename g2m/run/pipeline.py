@@ -19,7 +19,6 @@ run directory:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -335,7 +334,7 @@ def obtain(state: RunState, kind: str, key: str, train: Callable[[], Any]) -> An
 
     def trained() -> Any:
         artifact = train()
-        with contextlib.suppress(AttributeError):  # a plugin's artifact may not record it
+        if hasattr(artifact, "provenance"):  # a plugin's artifact may not record it
             artifact.provenance = state.keys.provenance(kind)
         return artifact
 

@@ -12,7 +12,7 @@ import torch
 
 from g2m.cli import run_tool
 from g2m.errors import ArtifactError, ConfigError
-from g2m.io import atomic_write
+from g2m.io import check_output, write_output
 from g2m.models.student import MLPStudent
 from g2m.serve.artifact import load_student
 
@@ -22,7 +22,7 @@ def export_torchscript(model: MLPStudent, num_features: int, path: Path) -> Path
     example = torch.randn(4, num_features)
     with torch.no_grad():
         traced = torch.jit.trace(model.eval(), example)
-    return atomic_write(path, lambda tmp: traced.save(str(tmp)))
+    return write_output(path, lambda tmp: traced.save(str(tmp)))
 
 
 def export_onnx(model: MLPStudent, num_features: int, path: Path) -> Path:
@@ -43,7 +43,7 @@ def export_onnx(model: MLPStudent, num_features: int, path: Path) -> Path:
         output_names=["logits"],
         dynamic_shapes=({0: torch.export.Dim("nodes")},),
     )
-    return atomic_write(path, lambda tmp: program.save(str(tmp)))
+    return write_output(path, lambda tmp: program.save(str(tmp)))
 
 
 def max_logit_difference(
@@ -79,10 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--format", choices=sorted(EXPORTERS), default="torchscript")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.out is not None:
+        check_output(args.out, "--out")
     artifact = args.source / "student.pt" if args.source.is_dir() else args.source
     model, meta = load_student(artifact)
     exporter, suffix = EXPORTERS[args.format]
-    out = args.out or artifact.with_name(f"student{suffix}")
+    out = args.out or check_output(artifact.with_name(f"student{suffix}"), "the export (--out)")
     num_features = meta["input"]["num_features"]
     exporter(model, num_features, out)
     diff = max_logit_difference(model, num_features, out, args.format)

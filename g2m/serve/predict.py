@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,14 +23,22 @@ from torch import Tensor
 
 from g2m.cli import run_tool
 from g2m.errors import ConfigError, DataError
-from g2m.io import atomic_write
+from g2m.io import check_output, write_output
 from g2m.serve.artifact import load_student
 
 READERS = {".npy", ".pt", ".csv"}
 
 
+CSV_LAYOUT = "comma-separated numbers, one line per node, no header"
+
+
 def read_features(path: Path) -> Tensor:
-    """``[N, F]`` float32 features from ``.npy``, ``.pt`` or ``.csv``."""
+    """``[N, F]`` float32 features from ``.npy``, ``.pt`` or ``.csv``.
+
+    Refused (:class:`DataError`): another file type, a file that does not parse, a shape
+    other than ``[N, F]`` with ``N, F >= 1``, complex values, and values that float32 cannot
+    hold (they would silently become Inf).
+    """
     path = Path(path)
     if path.suffix not in READERS:
         raise DataError(
@@ -37,20 +46,56 @@ def read_features(path: Path) -> Tensor:
         )
     if not path.is_file():
         raise DataError(f"Feature file not found: {path}")
-    try:
-        if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-        elif path.suffix == ".csv":
-            array = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
-        else:
-            array = torch.load(path, map_location="cpu", weights_only=True)
-        features = torch.as_tensor(array).float()
-    except Exception as err:
-        raise DataError(f"{path} could not be read as features ({err}).") from err
-    if features.dim() != 2:
+    values = load_values(path)
+    layout = CSV_LAYOUT if path.suffix == ".csv" else "a 2-D [nodes, features] array"
+    if values.dim() != 2:
         raise DataError(
             f"{path}: features must be a 2-D [nodes, features] array, "
-            f"got shape {tuple(features.shape)}."
+            f"got shape {tuple(values.shape)}."
+        )
+    if values.numel() == 0:
+        raise DataError(
+            f"{path} holds no features (shape {tuple(values.shape)}: an empty file?); give at "
+            f"least one node and one feature, as {layout}."
+        )
+    return to_float32(values, path)
+
+
+def load_values(path: Path) -> Tensor:
+    """The file's numbers as a tensor of their own dtype (float64 for CSV, so that values
+    beyond float32's range can be told apart from Inf)."""
+    try:
+        with warnings.catch_warnings():  # numpy warns on an empty CSV: we say it ourselves
+            warnings.simplefilter("ignore")
+            if path.suffix == ".npy":
+                array = np.load(path, allow_pickle=False)
+            elif path.suffix == ".csv":
+                array = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+            else:
+                array = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.as_tensor(array)
+    except Exception as err:
+        hint = f"; expected {CSV_LAYOUT}" if path.suffix == ".csv" else ""
+        raise DataError(f"{path} could not be read as features ({err}){hint}.") from err
+
+
+def to_float32(values: Tensor, path: Path) -> Tensor:
+    """``values`` as float32, refusing complex numbers and finite values float32 cannot hold."""
+    if values.is_complex():
+        raise DataError(
+            f"{path}: features are complex ({values.dtype}); the student takes real numbers: "
+            "pass the real part, or the real and imaginary parts as separate columns."
+        )
+    features = values.float()
+    overflow = features.isinf() & values.isfinite()  # [N, F]
+    if bool(overflow.any()):
+        rows, cols = overflow.nonzero().unbind(1)
+        columns = cols.unique().tolist()
+        named = f"{columns[:5]}" + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")
+        raise DataError(
+            f"{path}: {int(overflow.sum())} values are beyond float32's range (|x| > "
+            f"{torch.finfo(torch.float32).max:.2e}) in columns {named} (0-based; first at "
+            f"row {int(rows[0])}); the student computes in float32: rescale those features."
         )
     return features
 
@@ -99,7 +144,7 @@ def write_predictions(
                 name = [class_names[c]] if class_names is not None else []
                 out.writerow([node, labels[c], *name, *(f"{p:.6f}" for p in row)])
 
-    return atomic_write(path, write)
+    return write_output(path, write)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -111,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         "--device", default="cpu", choices=["cpu", "cuda"], help="where the student runs"
     )
     args = parser.parse_args(argv)
+    check_output(args.out, "--out")
     artifact = args.artifact / "student.pt" if args.artifact.is_dir() else args.artifact
     model, meta = load_student(artifact)
     if args.device == "cuda":
