@@ -2,8 +2,7 @@
 
 ``python -m g2m.train`` turns a :class:`G2MError` into one line on stderr and exit status 2
 (set ``G2M_DEBUG=1`` to see the traceback). Each class also derives from the built-in error a
-caller would expect (``ValueError``, ``FileNotFoundError``,
-``OSError``, ``RuntimeError``).
+caller would expect (``ValueError``, ``FileNotFoundError``, ``OSError``, ``RuntimeError``).
 """
 
 from __future__ import annotations

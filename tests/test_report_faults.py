@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -145,6 +146,19 @@ def test_out_in_a_read_only_folder_is_refused(sweep, tmp_path, capsys):
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o755)
+
+
+def test_out_on_a_read_only_filesystem_is_refused(sweep, tmp_path, capsys, monkeypatch):
+    # as root too: the folder answers access(W_OK) as a read-only mount does (EROFS)
+    locked = tmp_path / "mount"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    status, stderr = run([str(sweep), "--out", str(locked / "report")], capsys)
+    lines = stderr.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith(ERROR)
+    assert f"{locked} is read-only" in lines[0]
+    assert list(locked.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -206,6 +206,20 @@ def test_out_in_a_read_only_folder_is_refused(artifact, features, tmp_path, caps
         locked.chmod(0o755)
 
 
+@pytest.mark.parametrize("module", [predict, export], ids=["predict", "export"])
+def test_out_on_a_read_only_filesystem_is_refused(
+    artifact, features, tmp_path, capsys, monkeypatch, module
+):
+    # as root too: the folder answers access(W_OK) as a read-only mount does (EROFS)
+    locked = tmp_path / "mount"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    status, stderr = run(module, _args(module, artifact, features, locked / "o"), capsys)
+    assert_refused(status, stderr, module.__name__, f"{locked} is read-only")
+    assert list(locked.iterdir()) == []
+
+
 def test_a_write_that_fails_midway_leaves_nothing(tmp_path, monkeypatch):
     def disk_full(src, dst):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

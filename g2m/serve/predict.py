@@ -1,12 +1,14 @@
 """Predict classes with an exported student: ``python -m g2m.serve.predict ARTIFACT FEATURES``.
 
 Reads node features from ``.npy``, ``.pt`` (a 2-D tensor) or ``.csv`` (comma-separated, no
-header), checks them against what the artifact expects (feature dimension, finite values) and
-writes one CSV row per node: ``node,class,[class_name,]prob_0,...,prob_{C-1}``, ``class``
-being the dataset's own label id (kept in the artifact when labels were remapped) and
-``class_name`` its name where the dataset names its classes. Torch and NumPy only;
-``--device cuda`` runs the student through :class:`g2m.serve.inference.StudentInference`
-(the fused bf16 kernel where Triton is present).
+header), checks them against what the artifact expects (feature dimension; real, finite
+values that float32 holds) and writes one CSV row per node,
+``node,class,[class_name,]prob_0,...,prob_{C-1}``, ``class`` being the dataset's own label id
+(kept in the artifact when labels were remapped) and ``class_name`` its name where the
+dataset names its classes. The file is written whole or not at all (a temporary file beside
+it, renamed into place); an ``--out`` that cannot be written is refused before any work.
+Torch and NumPy only; ``--device cuda`` runs the student through
+:class:`g2m.serve.inference.StudentInference` (the fused bf16 kernel where Triton is present).
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ from g2m.io import check_output, write_output
 from g2m.serve.artifact import load_student
 
 READERS = {".npy", ".pt", ".csv"}
-
-
 CSV_LAYOUT = "comma-separated numbers, one line per node, no header"
 
 
