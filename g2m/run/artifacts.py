@@ -9,6 +9,7 @@ to refuse a mismatched reuse.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from torch import Tensor
 from g2m.data.splits import NodeSplit
 from g2m.errors import ArtifactError
 from g2m.io import atomic_torch_save, read_torch_dict
+from g2m.run.rundir import choices_first, flatten
+
+log = logging.getLogger("g2m")
 
 TEACHER_ARTIFACT_VERSION = 1
 
@@ -33,7 +37,7 @@ def read_artifact_state(path: Path, kind: str, version: int, tagged: bool = Fals
         what = f" (it is a g2m {state['kind']} file)" if isinstance(state.get("kind"), str) else ""
         raise ArtifactError(
             f"{path} is not a g2m {kind} artifact{what}: {kind}.artifact takes the {kind}.pt "
-            "of a g2m run (version {version})."
+            f"of a g2m run (version {version})."
         )
     state.pop("version")
     state.pop("kind", None)
@@ -102,11 +106,9 @@ def refuse_other_provenance(kind: str, artifact: Any, expected: dict[str, Any], 
     ``expected`` is this run's. An artifact from before provenance was recorded is used
     with a warning.
     """
-    import logging
-
     recorded = getattr(artifact, "provenance", None) or {}
     if not recorded:
-        logging.getLogger("g2m").warning(
+        log.warning(
             "The %s artifact %s records no graph or config (made by an older g2m): not checked.",
             kind,
             path,
@@ -115,10 +117,7 @@ def refuse_other_provenance(kind: str, artifact: Any, expected: dict[str, Any], 
     problems = []
     if recorded.get("graph") != expected.get("graph"):
         problems.append("it was made from another graph (its features, edges or labels differ)")
-    old, new = recorded.get("config") or {}, expected.get("config") or {}
-    from g2m.run.rundir import choices_first, flatten
-
-    old, new = flatten(old), flatten(new)
+    old, new = flatten(recorded.get("config") or {}), flatten(expected.get("config") or {})
     differing = choices_first(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if differing:
         shown = "; ".join(
