@@ -124,7 +124,8 @@ class PyGDataset(GraphSource):
                 try:
                     dataset = self._instantiate(staged, label, root=str(location.cache_dir))
                 except DataError:
-                    if not remove_unreadable_processed(location.cache_dir):
+                    own = location.cache_dir / str(self.kwargs.get("name", ""))
+                    if not remove_unreadable_processed(own):
                         raise
                     dataset = self._instantiate(staged, label, root=str(location.cache_dir))
         if not 0 <= self.index < len(dataset):
@@ -147,7 +148,9 @@ class PyGDataset(GraphSource):
 def remove_unreadable_processed(root: Path) -> list[Path]:
     """Remove the files under ``root``'s ``processed/`` folders that torch cannot read (a
     truncated or overwritten ``data.pt``), so that PyG processes the raw files again; returns
-    them. Processed files are derived from the raw ones: nothing is lost."""
+    them. Processed files are derived from the raw ones: nothing is lost. ``root`` is the
+    dataset's own folder in the cache (``<cache>/<dataset.name>``; the whole cache for a
+    class without a name), so other datasets' files are not read."""
     import torch
 
     removed = []

@@ -95,12 +95,8 @@ class ResumableRNG:
 
     shuffle_generator: torch.Generator | None = None
     _pending_shuffle_state: torch.Tensor | None = None
-
-    def _stage_generators(self) -> dict[str, torch.Generator]:
-        if "_g2m_generators" not in self.__dict__:
-            self.__dict__["_g2m_generators"] = {}
-            self.__dict__["_g2m_pending"] = {}
-        return self.__dict__["_g2m_generators"]
+    _stage_generators: dict[str, torch.Generator] | None = None
+    _pending_stage_states: dict[str, torch.Tensor] | None = None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["g2m_rng"] = {
@@ -109,7 +105,7 @@ class ResumableRNG:
             "shuffle": None
             if self.shuffle_generator is None
             else self.shuffle_generator.get_state(),
-            "stage": {k: g.get_state() for k, g in self._stage_generators().items()},
+            "stage": {k: g.get_state() for k, g in (self._stage_generators or {}).items()},
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -120,8 +116,7 @@ class ResumableRNG:
         if state.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
         self._pending_shuffle_state = state["shuffle"]
-        self._stage_generators()
-        self.__dict__["_g2m_pending"] = dict(state.get("stage") or {})
+        self._pending_stage_states = dict(state.get("stage") or {})
 
     def seeded_generator(self, seed: int) -> torch.Generator:
         """The shuffling generator: seeded, or continued from a resumed checkpoint."""
@@ -134,13 +129,14 @@ class ResumableRNG:
     def stage_generator(self, name: str, seed: int, device: torch.device) -> torch.Generator:
         """The generator ``name`` on ``device``: seeded, or continued from a resumed
         checkpoint; saved in every checkpoint from now on."""
-        generators = self._stage_generators()
-        generator = generators.get(name)
+        if self._stage_generators is None:
+            self._stage_generators = {}
+        generator = self._stage_generators.get(name)
         if generator is not None and generator.device == device:
             return generator
         generator = torch.Generator(device=device).manual_seed(seed)
-        pending = self.__dict__["_g2m_pending"].pop(name, None)
+        pending = (self._pending_stage_states or {}).pop(name, None)
         if pending is not None:
             generator.set_state(pending)
-        generators[name] = generator
+        self._stage_generators[name] = generator
         return generator
