@@ -27,7 +27,13 @@ from g2m.errors import ConfigError, G2MError
 from g2m.losses.base import DistillationObjective
 from g2m.run.extra import ExtraStage
 from g2m.run.plan import RunNames, RunPlan, StudentPlan, TeacherPlan
-from g2m.run.settings import StageSchedule, StudentSettings, TrainerSettings
+from g2m.run.settings import (
+    StageSchedule,
+    StudentSettings,
+    TrainerSettings,
+    deterministic_kernels,
+    runs_on_gpu,
+)
 from g2m.run.store import ArtifactStore, default_store_dir
 from g2m.run.validate import check_config
 
@@ -156,9 +162,7 @@ def build_run(cfg: DictConfig, data: Data | None = None) -> RunPlan:
         ),
         objective=objective,
         stages=build_stages(cfg, objective),
-        trainer=TrainerSettings(
-            OmegaConf.to_container(cfg.trainer, resolve=True), str(cfg.selection.on_tie)
-        ),
+        trainer=TrainerSettings(trainer_kwargs(cfg.trainer), str(cfg.selection.on_tie)),
         logger=NodeFactory(cfg.logger, "logger") if cfg.logger else None,
         config=OmegaConf.to_container(cfg, resolve=True),
         store=build_store(cfg),
@@ -183,22 +187,28 @@ def stored_identity(cfg: DictConfig, objective: DistillationObjective) -> dict[s
     resolves to, the precision and determinism; the selection tie rule. An extra stage: its
     own config but the ``artifact`` path.
     """
-    import torch
-
     trainer = cfg.trainer
-    gpu = trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    gpu = runs_on_gpu(str(trainer.accelerator))
     identity = {
         "teacher": _plain(cfg.teacher, drop=("artifact",)),
         "trainer": {
             "device": "cuda" if gpu else "cpu",
             "precision": str(trainer.precision),
-            "deterministic": bool(trainer.get("deterministic", False)),
+            "deterministic": deterministic_kernels(trainer.get("deterministic", False), gpu),
             "on_tie": str(cfg.selection.on_tie),
         },
     }
     for key in objective.extra_stages:
         identity[key] = _plain(cfg[key], drop=("artifact",))
     return identity
+
+
+def trainer_kwargs(trainer: DictConfig) -> dict[str, Any]:
+    """The ``trainer`` group as Trainer keyword arguments, ``deterministic`` resolved."""
+    kwargs = OmegaConf.to_container(trainer, resolve=True)
+    gpu = runs_on_gpu(str(kwargs.get("accelerator", "auto")))
+    kwargs["deterministic"] = deterministic_kernels(kwargs.get("deterministic", False), gpu)
+    return kwargs
 
 
 def _plain(node: DictConfig, drop: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -118,6 +118,35 @@ class TrainerSettings:
         return device_count(self.kwargs)
 
 
+DETERMINISM = (True, False, "warn", "cpu")
+
+
+def runs_on_gpu(accelerator: str) -> bool:
+    """Whether ``trainer.accelerator`` puts the stages on a GPU on this machine."""
+    import torch
+
+    return accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+
+
+def deterministic_kernels(value: Any, on_gpu: bool) -> bool | str:
+    """``trainer.deterministic`` as Lightning takes it (``True``, ``False`` or ``"warn"``).
+
+    ``"cpu"`` (the default) turns PyTorch's deterministic algorithms on for a CPU run only:
+    there some kernels (the backward of a gather, ``index_put_(accumulate=True)``, as in the
+    codebook stage's edge scores) otherwise add floats from several threads in a racing
+    order, so two runs of one seed part at the 7th digit; the deterministic variants cost
+    little on the CPU. On a GPU the fastest kernels are kept unless asked otherwise.
+    """
+    if value not in DETERMINISM or isinstance(value, int) and not isinstance(value, bool):
+        raise ConfigError(
+            f"trainer.deterministic={value!r}: expected true, false, warn or cpu "
+            "(deterministic kernels on the CPU only)."
+        )
+    if value == "cpu":
+        return not on_gpu
+    return value
+
+
 def device_count(trainer_kwargs: dict[str, Any]) -> int:
     """How many devices the trainer config asks for (a list counts its entries)."""
     devices = trainer_kwargs.get("devices", 1)
