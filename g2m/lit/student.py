@@ -14,6 +14,12 @@ Under DDP (``trainer.devices=N``) each rank takes every N-th batch of one shared
 permutation (``batch_size`` is per device) and evaluates every node.
 The deployed student still never sees an edge. Selection is on validation accuracy;
 ``test`` runs once on the best checkpoint.
+
+Objectives that declare ``needs_mixed_inputs`` (mixup) also get the student's outputs on
+mixed features of the batch, from a second forward pass; the objective draws the mixing
+(:meth:`~g2m.losses.base.DistillationObjective.draw_mixing`) from the system's own CPU
+generator ``mixup``, seeded from ``seed`` and kept in every checkpoint, so a run is seeded
+and resumes with the same draws. Other objectives take none of these steps.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ from g2m.lit.loaders import NodeBatches, labelled_chunks
 from g2m.lit.safety import ResumableRNG
 from g2m.losses.base import DistillationBatch, DistillationObjective
 from g2m.models.student import MLPStudent
+
+CPU = torch.device("cpu")
+# the mixing generator's seed is the run's plus this, so that its stream is not the
+# shuffling generator's (seeded with the run's seed itself)
+MIXUP_SEED_OFFSET = 7919
 
 
 class StudentSystem(ResumableRNG, pl.LightningModule):
@@ -56,8 +67,8 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         steps_per_call: training batches per Lightning step (> 1: the system steps the
             optimiser itself, :mod:`g2m.lit.student_steps`; the same steps in the same order).
         cuda_graph: replay each full-size training step from a CUDA graph where the run
-            allows it (a GPU, one device, an objective without ``needs_edges``); elsewhere
-            the steps run eagerly, as if it were off.
+            allows it (a GPU, one device, an objective without ``needs_edges`` or
+            ``needs_mixed_inputs``); elsewhere the steps run eagerly, as if it were off.
     """
 
     def __init__(
@@ -198,6 +209,7 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             and self.device.type == "cuda"
             and self.trainer.world_size == 1
             and not self.objective.needs_edges
+            and not self.objective.needs_mixed_inputs  # its draws are made on the host
             and self.batch_size is not None
         )
         if usable:
@@ -235,6 +247,7 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             }
         else:
             logits, embedding = self._student_outputs(idx)
+        mixed_fields = self._mixed_outputs(idx) if self.objective.needs_mixed_inputs else {}
         batch = DistillationBatch(
             student_logits=logits,
             teacher_logits=n["teacher_logits"][idx] if "teacher_logits" in n else None,
@@ -243,9 +256,25 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             student_embedding=embedding,
             teacher_embedding=n["teacher_embedding"][idx] if embedding is not None else None,
             **edge_fields,
+            **mixed_fields,
         )
         terms = self.objective(batch)
         return self.objective.combine(terms), terms
+
+    def _mixed_outputs(self, idx: Tensor) -> dict[str, Tensor]:
+        """The student at :math:`\\lambda x_b + (1-\\lambda) x_{\\pi(b)}` for the batch ``idx``,
+        with the objective's draw of :math:`(\\pi, \\lambda)` from the ``mixup`` generator."""
+        generator = self.stage_generator("mixup", self.seed + MIXUP_SEED_OFFSET, CPU)
+        index, weight = self.objective.draw_mixing(idx.numel(), generator)
+        x = self.nodes["x"][idx]
+        index, weight = index.to(x.device), weight.to(x.device)
+        w = weight.to(x.dtype)
+        mixed = w * x + (1 - w) * x[index]
+        return {
+            "mixed_student_logits": self.model(mixed),
+            "mix_index": index,
+            "mix_weight": weight,
+        }
 
     def _accumulate(self, values: dict[str, Tensor], idx: Tensor, count: bool = True) -> None:
         """Add the batch's terms, weighted by its size, to the epoch's sums on the device (in

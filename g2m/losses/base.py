@@ -15,6 +15,17 @@ Objectives *declare* what they need beyond logits (class attributes ``needs_edge
 ``needs_embeddings``; the training system provides exactly that) and the stages they add
 between teacher and student (``extra_stages``: config keys of :class:`g2m.run.extra.ExtraStage`
 nodes, e.g. VQGraph's ``("codebook",)``), which the pipeline runs without knowing them.
+
+Two more declarations, both off by default (and then nothing of them runs):
+
+- ``prepares_targets``: the student stage calls :meth:`DistillationObjective.prepare_targets`
+  once, before training, with the stored teacher logits and the *observed* graph's edges
+  (no edge touches a held-out node), and distils what it returns (Propagate & Distill
+  propagates the teacher's soft labels over the graph).
+- ``needs_mixed_inputs``: each training step also runs the student on mixed features
+  :math:`\\lambda x_i + (1-\\lambda) x_{\\pi(i)}`, with :math:`(\\pi, \\lambda)` drawn by
+  :meth:`DistillationObjective.draw_mixing` from a generator the training system owns (seeded,
+  saved in checkpoints), and hands the objective those logits (mixup distillation).
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -46,6 +58,12 @@ class DistillationBatch:
         neighbour_student_logits: ``[E_b, C]`` student logits at each edge's other end ``j``
             (with gradient; the same forward pass as ``student_logits``), if ``needs_edges``.
         neighbour_teacher_logits: ``[E_b, C]`` stored teacher logits at ``j``, if ``needs_edges``.
+        mixed_student_logits: ``[B, C]`` student outputs at the mixed features
+            :math:`\\lambda x_b + (1-\\lambda) x_{\\pi(b)}` (with gradient), if
+            ``needs_mixed_inputs``.
+        mix_index: ``[B]`` the partner row :math:`\\pi(b)` within the batch, if
+            ``needs_mixed_inputs``.
+        mix_weight: ``[]`` the mixing coefficient :math:`\\lambda`, if ``needs_mixed_inputs``.
     """
 
     student_logits: Tensor
@@ -57,6 +75,9 @@ class DistillationBatch:
     edge_position: Tensor | None = None
     neighbour_student_logits: Tensor | None = None
     neighbour_teacher_logits: Tensor | None = None
+    mixed_student_logits: Tensor | None = None
+    mix_index: Tensor | None = None
+    mix_weight: Tensor | None = None
 
 
 class DistillationObjective(nn.Module):
@@ -73,6 +94,8 @@ class DistillationObjective(nn.Module):
     needs_embeddings: ClassVar[bool] = False
     extra_stages: ClassVar[tuple[str, ...]] = ()
     needs_teacher: ClassVar[bool] = True  # False: the run trains no teacher (labels only)
+    prepares_targets: ClassVar[bool] = False  # True: prepare_targets runs once before training
+    needs_mixed_inputs: ClassVar[bool] = False  # True: one more forward on mixed features
 
     def __init__(self, label_weight: float, weights: Mapping[str, float]):
         super().__init__()
@@ -92,6 +115,17 @@ class DistillationObjective(nn.Module):
     def distillation_terms(self, batch: DistillationBatch) -> dict[str, Tensor]:
         """Return ``{term: scalar}`` for every name in ``term_names``, unweighted."""
         raise NotImplementedError
+
+    def prepare_targets(self, logits: Tensor, edge_index: Tensor, num_nodes: int) -> Tensor:
+        """The ``[N, C]`` logits to distil, from the stored ``[N, C]`` teacher logits (NaN rows
+        for held-out nodes) and the ``[2, E]`` observed edges; called once by the student stage
+        when ``prepares_targets`` is set. The identity here."""
+        return logits
+
+    def draw_mixing(self, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``(index [size], weight [])``: the partner of each batch row and the coefficient
+        :math:`\\lambda`, drawn from ``generator`` (CPU); used when ``needs_mixed_inputs``."""
+        raise NotImplementedError(f"objective '{self.name}' mixes no inputs.")
 
     def forward(self, batch: DistillationBatch) -> dict[str, Tensor]:
         """All terms, unweighted: ``ce`` plus the distillation terms."""

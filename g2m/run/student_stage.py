@@ -3,7 +3,9 @@
 :func:`train_student` fits a :class:`~g2m.lit.student.StudentSystem` over mini-batches of
 observed nodes (``trainer.devices`` ranks under DDP, :mod:`g2m.lit.distributed`), with the
 objective and the targets the pipeline hands it (the teacher's, possibly replaced by an
-extra stage's, :mod:`g2m.run.extra`), and returns the trained student in eval mode.
+extra stage's, :mod:`g2m.run.extra`), and returns the trained student in eval mode. An
+objective that ``prepares_targets`` transforms those targets once first, with the observed
+graph (:func:`prepared_logits`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ def observed_edges(graph: Data, split: NodeSplit) -> torch.Tensor:
     return split.observed[observed_subgraph(graph, split).edge_index]
 
 
+def prepared_logits(
+    objective: DistillationObjective, logits: torch.Tensor | None, graph: Data, split: NodeSplit
+) -> torch.Tensor | None:
+    """The ``[N, C]`` logits the student distils: ``logits`` as stored, or, for an objective
+    that ``prepares_targets``, what its ``prepare_targets`` makes of them with the observed
+    graph's edges (:func:`observed_edges`: never an edge to a held-out node)."""
+    if logits is None or not objective.prepares_targets:
+        return logits
+    return objective.prepare_targets(logits, observed_edges(graph, split), graph.num_nodes)
+
+
 def train_student(
     model: MLPStudent,
     objective: DistillationObjective,
@@ -50,7 +63,7 @@ def train_student(
         objective,
         graph.x,
         graph.y,
-        targets.logits,
+        prepared_logits(objective, targets.logits, graph, split),
         targets.embedding,
         split,
         lr=settings.schedule.lr,
