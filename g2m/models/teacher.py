@@ -1,11 +1,14 @@
 """GNN teachers: PyG's GraphSAGE, GCN and GAT, plus access to their hidden embeddings.
 
 The teacher is any :class:`torch_geometric.nn.models.basic_gnn.BasicGNN` (the YAML in
-``g2m/configs/teacher/`` names it through ``_target_``). Distillation objectives need the
+``g2m/configs/teacher/`` names it through ``_target_``), or one of the propagation models of
+:mod:`g2m.models.propagation` (APPNP, SGC, GCNII), which name their output layer and
+embedding width themselves. Distillation objectives need the
 teacher's logits :math:`Z_t \\in \\mathbb{R}^{N \\times C}` and, for VQGraph and similar,
 its last hidden representation :math:`H_t \\in \\mathbb{R}^{N \\times D}`, the input of the
-output layer. We capture :math:`H_t` with a forward pre-hook on the last convolution, so
-PyG's model is used as is (no re-implementation, no fork).
+output layer. We capture :math:`H_t` with a forward pre-hook on the last convolution (a
+propagation model's ``output_layer``), so PyG's model is used as is (no re-implementation,
+no fork).
 """
 
 from __future__ import annotations
@@ -35,25 +38,41 @@ def sparse_adjacency(edge_index: Tensor, num_nodes: int, self_loops: bool = Fals
     return to_torch_csr_tensor(edge_index.flip(0), size=(num_nodes, num_nodes))
 
 
+def output_layer(gnn: nn.Module) -> nn.Module:
+    """The module whose input is the teacher's embedding: a basic GNN's last convolution,
+    or the ``output_layer`` a propagation model names."""
+    if isinstance(gnn, BasicGNN):
+        if gnn.jk_mode is not None:
+            raise ConfigError("the teacher GNN must end in its last convolution (jk=None)")
+        return gnn.convs[-1]
+    layer = getattr(gnn, "output_layer", None)
+    if not isinstance(layer, nn.Module) or not hasattr(gnn, "embedding_channels"):
+        raise ConfigError(
+            f"the teacher model {type(gnn).__name__} is neither a PyG BasicGNN nor names its "
+            "output_layer and embedding_channels (see g2m.models.propagation)."
+        )
+    return layer
+
+
 class GNNTeacher(nn.Module):
     r"""Wrap a PyG ``BasicGNN`` so it returns logits and, on request, hidden embeddings.
 
     Args:
-        gnn: a PyG basic GNN whose ``out_channels`` is the number of classes C.
+        gnn: a PyG basic GNN whose ``out_channels`` is the number of classes C, or a model
+            with an ``output_layer`` (the module whose input is the embedding) and
+            ``embedding_channels`` (:mod:`g2m.models.propagation`).
         self_loops: aggregate over :math:`\mathcal{N}(i) \cup \{i\}`. With PyG's
             ``SAGEConv(root_weight=False)`` this is the "gcn" aggregator of DGL's SAGEConv
             that GLNN's GraphSAGE teacher uses:
             :math:`h_i' = W \cdot \mathrm{mean}_{j \in \mathcal{N}(i) \cup \{i\}} h_j`.
     """
 
-    def __init__(self, gnn: BasicGNN, self_loops: bool = False):
+    def __init__(self, gnn: nn.Module, self_loops: bool = False):
         super().__init__()
         self.self_loops = self_loops
-        if gnn.jk_mode is not None:
-            raise ConfigError("the teacher GNN must end in its last convolution (jk=None)")
         self.gnn = gnn
         self._captured: Tensor | None = None
-        gnn.convs[-1].register_forward_pre_hook(self._capture)
+        output_layer(gnn).register_forward_pre_hook(self._capture)
 
     def _capture(self, module: nn.Module, args: tuple) -> None:
         self._captured = args[0]
@@ -65,6 +84,8 @@ class GNNTeacher(nn.Module):
     @property
     def embedding_channels(self) -> int:
         """D, the width of the hidden embedding (the last layer's input)."""
+        if not isinstance(self.gnn, BasicGNN):
+            return self.gnn.embedding_channels
         return self.gnn.in_channels if self.gnn.num_layers == 1 else self.gnn.hidden_channels
 
     def forward(

@@ -108,7 +108,7 @@ def metrics_problem(run: dict) -> str | None:
     for key in GROUPED:
         if not is_scalar(run.get(key)):
             return f"'{key}' is not a single value"
-    for stage in ("teacher", "student"):
+    for stage in ("teacher", "student", "baseline"):
         block = run.get(stage, {})
         if not isinstance(block, dict):
             return f"'{stage}' is not an object"
@@ -117,6 +117,9 @@ def metrics_problem(run: dict) -> str | None:
         for field in ACCURACIES:
             if field in block and not is_number(block[field]):
                 return f"'{stage}.{field}' is not a finite number"
+    gain = run.get("distillation_gain", {})
+    if not isinstance(gain, dict) or not all(is_number(v) for v in gain.values()):
+        return "'distillation_gain' is not an object of finite numbers"
     if "name" not in run["student"] or "val_acc" not in run["student"]:
         return "no 'student.name' or 'student.val_acc'"
     return None

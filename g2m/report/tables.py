@@ -32,6 +32,10 @@ COLUMNS = [
     ("student test", "student", "test_acc"),
     ("student ind", "student", "test_acc_ind"),
     ("student prod", "student", "test_acc_prod"),
+    # the label-only MLP beside the student (g2m/run/baseline.py), and student - baseline
+    ("baseline val", "baseline", "val_acc"),
+    ("baseline test", "baseline", "test_acc"),
+    ("gain test", "distillation_gain", "test"),
 ]
 TIMINGS = [
     ("wall s/run", "wall_seconds", 1.0),

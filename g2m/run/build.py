@@ -169,6 +169,7 @@ def build_run(cfg: DictConfig, data: Data | None = None) -> RunPlan:
         identity=stored_identity(cfg, objective),
         threads=threads(cfg.get("threads")),
         overwrite=bool(cfg.get("overwrite", False)),
+        baseline=bool(cfg.get("baseline", False)),
     )
 
 
@@ -300,6 +301,21 @@ class RunModels:
             refuse_huge_widths(factory, self.num_features)
         with torch.random.fork_rng(devices=[]):
             self.student()  # torch alone: a wrong student fails before PyG is imported
-            self.teacher()
+            teacher = self.teacher()
             for stage in self.plan.stages:
+                self.refuse_non_basic_teacher(stage, teacher.gnn)
                 self.build_stage(stage)
+
+    def refuse_non_basic_teacher(self, stage: ExtraStage, gnn: nn.Module) -> None:
+        """An extra stage builds its own model from the teacher's GNN class (VQGraph's
+        tokenizer: the same kind of convolution, other widths and depths), which only a PyG
+        ``BasicGNN`` offers; the propagation teachers (APPNP, SGC, GCNII) do not."""
+        from torch_geometric.nn.models.basic_gnn import BasicGNN
+
+        if not isinstance(gnn, BasicGNN):
+            names = self.plan.names
+            raise ConfigError(
+                f"loss={names.loss} builds its {stage.name} stage from the teacher's GNN class, "
+                f"which must be a PyG BasicGNN (teacher=sage, sage-root, gcn or gat); "
+                f"teacher={names.teacher} ({type(gnn).__name__}) is not one."
+            )

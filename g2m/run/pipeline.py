@@ -45,10 +45,12 @@ from g2m.run.artifacts import (
     TeacherArtifact,
     refuse_other_provenance,
 )
+from g2m.run.baseline import BASELINE_NAME, compare, train_label_only
 from g2m.run.build import RunModels, build_run
 from g2m.run.extra import DistillationTargets, ExtraStage, StageArtifact, StageContext
 from g2m.run.outputs import (
     log_student_artifact,
+    run_device,
     run_metrics,
     run_timings,
     student_provenance,
@@ -95,7 +97,8 @@ def stored_artifact(
 
 
 def descriptions(plan: RunPlan, metrics: dict[str, Any]) -> dict[str, str]:
-    return {s.name: s.describe(metrics[s.name]) for s in plan.stages if s.name in metrics}
+    labels = {s.name: s.describe(metrics[s.name]) for s in plan.stages if s.name in metrics}
+    return labels | ({"baseline": BASELINE_NAME} if "baseline" in metrics else {})
 
 
 def report_again(plan: RunPlan, run_dir: Path) -> dict[str, Any]:
@@ -250,6 +253,7 @@ def finish(
     """metrics.json (last: its presence marks a finished run), timings.json, student.pt."""
     plan, run_dir = state.plan, state.run_dir
     metrics = run_metrics(plan, state.teacher, state.artifacts, result, state.split, targets)
+    baseline_seconds = add_baseline(state, metrics)
     provenance = student_provenance(plan, metrics)
     classes = state.graph.classes
     names = state.graph.class_names
@@ -259,6 +263,8 @@ def finish(
         plan, state.graph.data, state.teacher, state.artifacts, student, result, started
     )
     timings["reused_from_store"] = state.reused
+    if baseline_seconds is not None:
+        timings["baseline_seconds"] = round(baseline_seconds, 2)
     atomic_json(timings, run_dir / "timings.json")
     atomic_json(metrics, run_dir / "metrics.json")
     state.loggers.finish()
@@ -267,6 +273,26 @@ def finish(
     )
     show(table)
     return metrics
+
+
+def add_baseline(state: RunState, metrics: dict[str, Any]) -> float | None:
+    """Train the label-only baseline (``baseline=true``, a run with a teacher) and add its
+    keys to ``metrics`` (:mod:`g2m.run.baseline`); its seconds, or None if it did not run."""
+    plan, data = state.plan, state.graph.data
+    if not plan.baseline or "teacher" not in metrics:
+        return None
+    block, seconds = train_label_only(
+        state.models.student,
+        data.x,
+        data.y,
+        state.split,
+        plan.student.settings.schedule,
+        plan.trainer.on_tie,
+        plan.seed,
+        run_device(plan.trainer.kwargs),
+    )
+    metrics.update(compare(metrics, block, plan.names.teacher))
+    return seconds
 
 
 def show(table: str) -> None:

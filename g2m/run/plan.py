@@ -75,6 +75,8 @@ class RunPlan:
         threads: torch's CPU threads for this run (None: torch's default).
         overwrite: clear a run directory an earlier, different config wrote
             (:mod:`g2m.run.rundir`) instead of refusing it.
+        baseline: also train the student MLP on labels only and compare
+            (:mod:`g2m.run.baseline`).
     """
 
     names: RunNames
@@ -94,3 +96,4 @@ class RunPlan:
     identity: dict[str, Any] | None = None
     threads: int | None = None
     overwrite: bool = False
+    baseline: bool = False

@@ -11,13 +11,14 @@ def _pct(value: float | None) -> str:
 
 
 def stage_order(metrics: dict[str, Any]) -> list[str]:
-    """The stage blocks of a metrics dict: teacher, the extra stages, student."""
+    """The stage blocks of a metrics dict: teacher, the extra stages, student, and the
+    label-only baseline (:mod:`g2m.run.baseline`)."""
     extra = [
         k
         for k, v in metrics.items()
-        if k not in ("teacher", "student") and isinstance(v, dict) and "val_acc" in v
+        if k not in ("teacher", "student", "baseline") and isinstance(v, dict) and "val_acc" in v
     ]
-    return [s for s in ("teacher", *extra, "student") if s in metrics]
+    return [s for s in ("teacher", *extra, "student", "baseline") if s in metrics]
 
 
 def format_summary(

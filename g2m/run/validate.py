@@ -39,13 +39,23 @@ CHECKS: list[Check] = [
     ("codebook.decay", _number(lambda v: 0 < v < 1), "a number in (0, 1)"),
 ]
 OPTIONAL = {"teacher.model.heads", "codebook.decay"}  # only some runs have the key
+# not every teacher has these (SGC has no hidden layer): checked where the model has them
+MODEL_SPECIFIC = {
+    "teacher.model.hidden_channels",
+    "teacher.model.num_layers",
+    "teacher.model.dropout",
+}
+_ABSENT = object()
 
 
 def check_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` naming every key whose value is not acceptable."""
     problems = []
     for key, ok, expected in CHECKS:
-        value = OmegaConf.select(cfg, key, default=None)
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is _ABSENT and key in MODEL_SPECIFIC:
+            continue
+        value = None if value is _ABSENT else value
         if value is None and key in OPTIONAL:
             continue
         if not ok(value):
