@@ -1,0 +1,272 @@
+"""The paired leaderboard: ``python -m g2m.report.leaderboard RUNS... --reference glnn``.
+
+Every method is compared with a reference method (GLNN by default) *paired on the same
+teacher*, under the protocol of ``experiments/leaderboard/README.md``. For a dataset, a
+setting and a teacher, let :math:`a_m(s)` be method *m*'s student test accuracy on seed *s*
+(held-out nodes, ``test_acc_ind``, in the inductive setting). Over the *n* seeds on which
+both *m* and the reference ran from the same teacher,
+
+.. math::
+    d_s = a_m(s) - a_{ref}(s), \\qquad
+    \\bar d = \\frac{1}{n}\\sum_s d_s, \\qquad
+    \\mathrm{SE}(\\bar d) = \\frac{\\mathrm{sd}(d)}{\\sqrt n}
+    \\quad (\\mathrm{sd} \\text{ with } n - 1),
+
+and the table marks :math:`|\\bar d| > 2\\,\\mathrm{SE}` as beyond seed noise. Pairing
+removes the teacher's seed-to-seed variance, which is most of the spread of either method
+alone.
+
+**Same teacher.** Two runs share a teacher when their ``teacher`` blocks agree exactly
+(name, validation and test accuracy, best epoch): a teacher reused through the artifact
+store or ``teacher.artifact`` gives the same numbers bit for bit, a retrained one does not
+(on a GPU not even from one seed). A pair whose teachers differ is no paired comparison and
+is left out, with one warning. A label-only method (``loss=supervised``) trains no teacher;
+it pairs on the seed alone.
+
+**Seeds.** Only the report seeds count (``--seeds``, default 0-9). Runs on other seeds, in
+particular the tuning seeds 100-104 that chose each method's settings, are dropped with one
+warning: reporting on them would let the tuning see the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from g2m.errors import ConfigError
+from g2m.io import check_output, write_output
+from g2m.report.runs import load_runs, warn_stderr
+
+__all__ = ["Entry", "leaderboard", "main", "parse_seeds", "to_markdown"]
+
+TEACHER_FIELDS = ("name", "val_acc", "test_acc", "best_epoch")
+
+
+@dataclass
+class Entry:
+    """One method on one dataset × setting × teacher (accuracies in %).
+
+    ``delta`` is :math:`(\\bar d, \\mathrm{SE})` against the reference over ``pairs`` seeds,
+    None for the reference itself or when fewer than two seeds pair.
+    """
+
+    dataset: str
+    setting: str
+    teacher: str | None
+    method: str
+    n: int
+    val: tuple[float, float]
+    test: tuple[float, float]
+    teacher_test: tuple[float, float] | None
+    delta: tuple[float, float] | None = None
+    pairs: int = 0
+    better: int = 0
+    worse: int = 0
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def beyond_noise(self) -> bool:
+        return self.delta is not None and abs(self.delta[0]) > 2 * self.delta[1]
+
+
+def parse_seeds(text: str) -> set[int]:
+    """``"0-9"``, ``"0,1,2"`` or ``"0-4,7"`` as a set of seeds."""
+    seeds: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            seeds.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ConfigError(
+            f"--seeds {text!r}: expected seeds and ranges such as 0-9 or 0,1,2 or 0-4,7."
+        ) from None
+    return seeds
+
+
+def student_accuracy(run: dict) -> float:
+    """The student's test accuracy under the run's setting (held-out nodes if inductive)."""
+    student = run["student"]
+    if run["setting"] == "inductive" and "test_acc_ind" in student:
+        return student["test_acc_ind"]
+    return student["test_acc"]
+
+
+def method_name(run: dict) -> str:
+    name = str(run["student"].get("loss", run["student"]["name"]))
+    return f"{name} [{run['tag']}]" if run.get("tag") else name
+
+
+def teacher_signature(run: dict) -> tuple | None:
+    teacher = run.get("teacher")
+    return None if teacher is None else tuple(teacher.get(k) for k in TEACHER_FIELDS)
+
+
+def _mean_sd(values: list[float], scale: float = 100.0) -> tuple[float, float]:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return scale * statistics.mean(values), scale * sd
+
+
+def leaderboard(
+    runs: list[dict],
+    reference: str = "glnn",
+    seeds: set[int] | None = None,
+    warn: Callable[[str], None] = warn_stderr,
+) -> list[Entry]:
+    """Entries for every dataset × setting × teacher × method among ``runs`` (see module)."""
+    seeds = set(range(10)) if seeds is None else seeds
+    dropped = sorted({r["seed"] for r in runs if r["seed"] not in seeds})
+    if dropped:
+        warn(
+            f"left out the runs on seeds {dropped}: not report seeds "
+            f"({min(seeds)}-{max(seeds)}); tuning seeds never enter the table"
+        )
+    cells: dict[tuple, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for run in runs:
+        if run["seed"] not in seeds:
+            continue
+        teacher = run.get("teacher", {}).get("name") if run.get("teacher") else None
+        key = (run["dataset"], run["setting"])
+        method = method_name(run)
+        slot = cells[key][(teacher, method)]
+        if run["seed"] in slot:
+            warn(
+                f"two runs of {method} (teacher {teacher}) on {key[0]} {key[1]} seed "
+                f"{run['seed']}: kept {slot[run['seed']]['path']}, left out {run['path']}"
+            )
+            continue
+        slot[run["seed"]] = run
+    entries = []
+    for (dataset, setting), methods in sorted(cells.items()):
+        for (teacher, method), by_seed in sorted(methods.items(), key=lambda kv: str(kv[0])):
+            members = [by_seed[s] for s in sorted(by_seed)]
+            teachers = [m["teacher"]["test_acc"] for m in members if m.get("teacher")]
+            entry = Entry(
+                dataset,
+                setting,
+                teacher,
+                method,
+                n=len(members),
+                val=_mean_sd([m["student"]["val_acc"] for m in members]),
+                test=_mean_sd([student_accuracy(m) for m in members]),
+                teacher_test=_mean_sd(teachers) if teachers else None,
+                seeds=sorted(by_seed),
+            )
+            ref = _reference_runs(methods, teacher, reference)
+            if ref is not None and method != reference:
+                _pair(entry, by_seed, ref, warn)
+            entries.append(entry)
+    return entries
+
+
+def _reference_runs(methods: dict, teacher: str | None, reference: str) -> dict[int, dict] | None:
+    """The reference method's runs beside ``teacher`` (for a label-only method: the
+    reference runs of the only teacher, when there is exactly one)."""
+    if teacher is not None:
+        return methods.get((teacher, reference))
+    candidates = [runs for (t, m), runs in methods.items() if m == reference and t is not None]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _pair(entry: Entry, runs: dict[int, dict], ref: dict[int, dict], warn) -> None:
+    differences = []
+    for seed in sorted(set(runs) & set(ref)):
+        run, base = runs[seed], ref[seed]
+        if run.get("teacher") and teacher_signature(run) != teacher_signature(base):
+            warn(
+                f"{entry.method} on {entry.dataset} {entry.setting} seed {seed} did not distil "
+                f"the reference run's teacher ({run['path']} vs {base['path']}): left out of "
+                "the paired difference; reuse one teacher (store=true or teacher.artifact=)"
+            )
+            continue
+        differences.append(student_accuracy(run) - student_accuracy(base))
+    entry.pairs = len(differences)
+    entry.better = sum(d > 0 for d in differences)
+    entry.worse = sum(d < 0 for d in differences)
+    if len(differences) >= 2:
+        mean, sd = _mean_sd(differences)
+        entry.delta = (mean, sd / math.sqrt(len(differences)))
+
+
+def to_markdown(entries: list[Entry], reference: str) -> str:
+    """One table per dataset × setting, methods by mean test accuracy."""
+    blocks = []
+    groups: dict[tuple, list[Entry]] = defaultdict(list)
+    for e in entries:
+        groups[(e.dataset, e.setting)].append(e)
+    for (dataset, setting), rows in groups.items():
+        lines = [
+            f"### {dataset}, {setting}",
+            "",
+            f"| method | teacher | n | val | test | Δ vs {reference} ± SE | +/− seeds "
+            "| teacher test |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for e in sorted(rows, key=lambda e: -e.test[0]):
+            delta = "reference" if e.method == reference else "-"
+            if e.delta is not None:
+                delta = f"{e.delta[0]:+.2f} ± {e.delta[1]:.2f}" + (" *" if e.beyond_noise else "")
+            teacher_test = "-" if e.teacher_test is None else _pm(e.teacher_test)
+            wins = f"{e.better}/{e.worse}" if e.pairs else "-"
+            lines.append(
+                f"| {e.method} | {e.teacher or 'none'} | {e.n} | {_pm(e.val)} | {_pm(e.test)} "
+                f"| {delta} | {wins} | {teacher_test} |"
+            )
+        blocks.append("\n".join(lines))
+    note = (
+        f"Accuracy in %, mean ± sd over seeds; Δ: paired difference to {reference} from the "
+        "same teacher, ± its standard error; * beyond 2 SE; +/−: seeds on which the method "
+        "was better/worse than the reference."
+    )
+    return "\n\n".join(blocks) + "\n\n" + note
+
+
+def _pm(value: tuple[float, float]) -> str:
+    return f"{value[0]:.2f} ± {value[1]:.2f}"
+
+
+def write_csv(entries: list[Entry], path: Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["dataset", "setting", "teacher", "method", "n", "val_mean", "val_sd", "test_mean",
+             "test_sd", "delta", "delta_se", "pairs", "better", "worse", "seeds"]
+        )  # fmt: skip
+        for e in entries:
+            delta = e.delta or ("", "")
+            writer.writerow(
+                [e.dataset, e.setting, e.teacher or "", e.method, e.n, *e.val, *e.test, *delta,
+                 e.pairs, e.better, e.worse, " ".join(map(str, e.seeds))]
+            )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m g2m.report.leaderboard", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("runs", nargs="+", type=Path, help="run or sweep directories")
+    parser.add_argument("--reference", default="glnn", help="the method paired against")
+    parser.add_argument("--seeds", default="0-9", help="report seeds (default 0-9)")
+    parser.add_argument("--out", type=Path, default=Path("leaderboard"))
+    args = parser.parse_args(argv)
+    seeds = parse_seeds(args.seeds)
+    check_output(args.out, "--out", folder=True)
+    entries = leaderboard(load_runs(args.runs), args.reference, seeds)
+    if not entries:
+        raise ConfigError(f"no run on the report seeds {args.seeds} under the given folders.")
+    table = to_markdown(entries, args.reference)
+    write_output(args.out / "leaderboard.md", lambda tmp: tmp.write_text(table + "\n"))
+    write_output(args.out / "leaderboard.csv", lambda tmp: write_csv(entries, tmp))
+    print(table)
+    print(f"\nleaderboard.md, leaderboard.csv written to {args.out}")
+
+
+if __name__ == "__main__":
+    from g2m.cli import run_tool
+
+    run_tool("g2m.report.leaderboard", main)
