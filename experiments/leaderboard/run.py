@@ -61,10 +61,20 @@ def train(args: list[str], run_dir: Path, threads: int) -> dict:
 
 
 def run_all(jobs: list[tuple[list[str], Path]], workers: int) -> list[dict]:
-    """Runs in order, ``workers`` at a time; the first of each seed before the rest."""
+    """Runs in order, ``workers`` at a time; the first of each seed before the rest. One
+    line per finished run (plain lines: a terminal and a log file read them alike)."""
     threads = max(1, (os.cpu_count() or 1) // workers)
+    done = iter(range(1, len(jobs) + 1))
+
+    def one(job: tuple[list[str], Path]) -> dict:
+        metrics = train(*job, threads)
+        student = metrics["student"]
+        print(f"[{next(done)}/{len(jobs)}] {job[1]}: student val {100 * student['val_acc']:.2f}"
+              f" test {100 * student['test_acc']:.2f}", flush=True)  # fmt: skip
+        return metrics
+
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda job: train(*job, threads), jobs))
+        return list(pool.map(one, jobs))
 
 
 def plan(dataset: str, methods: dict[str, list[dict]], seeds: list[int], out: Path,
