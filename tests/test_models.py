@@ -35,6 +35,19 @@ def test_sparse_adjacency_gives_the_same_outputs(name, tiny_graph):
     torch.testing.assert_close(dense, sparse, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(TEACHERS))
+def test_the_teachers_adjacency_agrees_with_edges_on_a_graph_with_self_loops(name, tiny_graph):
+    # WebKB's graphs have loops: GCNConv given a sparse adjacency used to add a second one
+    n = tiny_graph.num_nodes
+    loops = torch.arange(0, n, 4).repeat(2, 1)
+    edges = torch.cat([tiny_graph.edge_index[:, ::3], loops], dim=1)
+    teacher = GNNTeacher(TEACHERS[name](8, 3)).eval()
+    by_edges = teacher(tiny_graph.x, edges)
+    torch.testing.assert_close(
+        teacher(tiny_graph.x, teacher.adjacency(edges, n)), by_edges, atol=1e-5, rtol=1e-5
+    )
+
+
 def test_self_loop_adjacency_makes_sage_average_over_self_and_neighbours():
     # node 0 has neighbour 1; "gcn" aggregation: mean(x0, x1); node 2 isolated: x2
     x = torch.tensor([[1.0], [3.0], [5.0]])

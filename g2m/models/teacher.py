@@ -18,7 +18,11 @@ import warnings
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn.models.basic_gnn import BasicGNN
-from torch_geometric.utils import add_remaining_self_loops, to_torch_csr_tensor
+from torch_geometric.utils import (
+    add_remaining_self_loops,
+    remove_self_loops,
+    to_torch_csr_tensor,
+)
 
 from g2m.errors import ConfigError
 
@@ -78,8 +82,21 @@ class GNNTeacher(nn.Module):
         self._captured = args[0]
 
     def adjacency(self, edge_index: Tensor, num_nodes: int) -> Tensor:
-        """The sparse adjacency this teacher aggregates over (see :func:`sparse_adjacency`)."""
+        """The sparse adjacency this teacher aggregates over (see :func:`sparse_adjacency`).
+
+        A convolution that adds self-loops itself (PyG's ``add_self_loops``, as GCNConv and
+        GATConv) adds one to *every* row of a sparse adjacency, also where the graph has a
+        loop already, while on ``edge_index`` it adds only the missing ones; the graph's own
+        loops are dropped here so that both give the same result.
+        """
+        if self.conv_adds_self_loops:
+            edge_index, _ = remove_self_loops(edge_index)
         return sparse_adjacency(edge_index, num_nodes, self_loops=self.self_loops)
+
+    @property
+    def conv_adds_self_loops(self) -> bool:
+        convs = getattr(self.gnn, "convs", [])
+        return any(bool(getattr(conv, "add_self_loops", False)) for conv in convs)
 
     @property
     def embedding_channels(self) -> int:
