@@ -33,6 +33,7 @@ def test_every_group_has_options():
 
 REQUIRED = {"pyg": ["dataset.cls=KarateClub"], "file": ["dataset.path=graph.pt"]}
 REQUIRED["ogb"] = ["dataset.name=ogbn-arxiv"]
+REQUIRED["ensemble"] = ["teacher.members=[a/teacher.pt,b/teacher.pt]"]  # tests/test_ensemble.py
 
 
 @pytest.mark.parametrize("option", options("dataset"))
@@ -69,7 +70,7 @@ def test_split_configs_build_a_protocol(option):
     assert isinstance(protocol, SplitProtocol) and protocol.name == option
 
 
-@pytest.mark.parametrize("option", options("teacher"))
+@pytest.mark.parametrize("option", [o for o in options("teacher") if o != "ensemble"])
 def test_teacher_configs_instantiate(option, tiny_graph):
     t = compose_config([f"teacher={option}"]).teacher
     gnn = build_node(t.model, "teacher.model", in_channels=8, out_channels=3)

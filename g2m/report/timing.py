@@ -101,7 +101,7 @@ class InferenceTimer:
         student = models.student().eval().to(self.device)
         out = {"student": time_call(lambda: student(x), self.device, self.repeats, self.warmup)}
         out["teacher"] = None
-        if _needs_teacher(run_dir):
+        if _needs_teacher(run_dir) and plan.teacher.model is not None:  # not an ensemble
             teacher = models.teacher().eval().to(self.device)
             adj = teacher.adjacency(graph.data.edge_index, graph.data.num_nodes).to(self.device)
             out["teacher"] = time_call(

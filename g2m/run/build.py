@@ -25,6 +25,7 @@ from g2m.data.source import DataLocation, GraphSource, LoadedGraph
 from g2m.data.splits import SplitProtocol
 from g2m.errors import ConfigError, G2MError
 from g2m.losses.base import DistillationObjective
+from g2m.run.ensemble import TeacherEnsemble
 from g2m.run.extra import ExtraStage
 from g2m.run.plan import RunNames, RunPlan, StudentPlan, TeacherPlan
 from g2m.run.settings import (
@@ -99,6 +100,32 @@ def _schedule(cfg: DictConfig, stage: str) -> StageSchedule:
     )
 
 
+def build_teacher(cfg: DictConfig) -> TeacherPlan:
+    """The teacher's plan: a GNN to train (``teacher.model``), or, when the config lists
+    ``teacher.members``, an ensemble of trained teachers (:mod:`g2m.run.ensemble`)."""
+    teacher = cfg.teacher
+    if "members" in teacher.keys():  # noqa: SIM118 (`in` skips a missing ??? value)
+        if OmegaConf.is_missing(teacher, "members"):
+            raise ConfigError(
+                f"teacher={teacher.name} needs its members: teacher.members=[a/teacher.pt,"
+                "b/teacher.pt] (teacher artifacts of this dataset, split and seed)."
+            )
+        ensemble = TeacherEnsemble(
+            members=list(teacher.members),
+            combine=str(teacher.combine),
+            temperature=teacher.temperature,
+            weight_temperature=teacher.weight_temperature,
+        )
+        return TeacherPlan(model=None, self_loops=False, schedule=None, artifact=None,
+                           ensemble=ensemble)  # fmt: skip
+    return TeacherPlan(
+        model=NodeFactory(teacher.model, "teacher.model"),
+        self_loops=bool(teacher.self_loops),
+        schedule=_schedule(cfg, "teacher"),
+        artifact=Path(teacher.artifact) if teacher.artifact else None,
+    )
+
+
 def build_stages(cfg: DictConfig, objective: DistillationObjective) -> list[ExtraStage]:
     """The extra stages the objective declares, each built from its own config key."""
     stages = []
@@ -144,12 +171,7 @@ def build_run(cfg: DictConfig, data: Data | None = None) -> RunPlan:
         location=DataLocation.from_paths(cfg.paths.cache_dir, cfg.paths.data_dir),
         split=split,
         held_out_fraction=float(cfg.setting.held_out_fraction),
-        teacher=TeacherPlan(
-            model=NodeFactory(teacher.model, "teacher.model"),
-            self_loops=bool(teacher.self_loops),
-            schedule=_schedule(cfg, "teacher"),
-            artifact=Path(teacher.artifact) if teacher.artifact else None,
-        ),
+        teacher=build_teacher(cfg),
         student=StudentPlan(
             model=NodeFactory(student.model, "student.model"),
             settings=StudentSettings(
@@ -282,6 +304,9 @@ class RunModels:
     def teacher(self) -> GNNTeacher:
         from g2m.models import GNNTeacher
 
+        if self.plan.teacher.model is None:
+            raise ConfigError(f"teacher={self.plan.names.teacher} has no GNN to build.")
+
         gnn = self._gnn(in_channels=self.num_features, out_channels=self.num_classes)
         return GNNTeacher(gnn, self_loops=self.plan.teacher.self_loops)
 
@@ -298,9 +323,18 @@ class RunModels:
 
     def check(self) -> None:
         for factory in (self.plan.teacher.model, self.plan.student.model):
-            refuse_huge_widths(factory, self.num_features)
+            if factory is not None:
+                refuse_huge_widths(factory, self.num_features)
         with torch.random.fork_rng(devices=[]):
             self.student()  # torch alone: a wrong student fails before PyG is imported
+            if self.plan.teacher.model is None:  # an ensemble of trained teachers
+                for stage in self.plan.stages:
+                    raise ConfigError(
+                        f"loss={self.plan.names.loss} builds its {stage.name} stage from the "
+                        f"teacher's GNN, and teacher={self.plan.names.teacher} has none: use "
+                        "one of the ensemble's teachers (teacher=sage, ...) for this loss."
+                    )
+                return
             teacher = self.teacher()
             for stage in self.plan.stages:
                 self.refuse_non_basic_teacher(stage, teacher.gnn)

@@ -180,7 +180,11 @@ def prepare(plan: RunPlan, run_dir: Path, reuse_own: bool = True) -> RunState:
     models.check()
     keys = StoreKeys(plan, graph, split)
     teacher = None
-    if plan.objective.needs_teacher:
+    if plan.objective.needs_teacher and plan.teacher.ensemble is not None:
+        teacher = plan.teacher.ensemble.artifact(
+            graph.name, graph.data.y, graph.num_features, split, keys.graph_digest()
+        )
+    elif plan.objective.needs_teacher:
         configured = plan.teacher.artifact
         teacher = stored_artifact(
             "teacher", configured, TeacherArtifact.load, graph, split, run_dir, reuse_own,

@@ -19,6 +19,7 @@ from torch import nn
 from g2m.data.source import DataLocation, GraphSource
 from g2m.data.splits import SplitProtocol
 from g2m.losses.base import DistillationObjective
+from g2m.run.ensemble import TeacherEnsemble
 from g2m.run.extra import ExtraStage
 from g2m.run.settings import StageSchedule, StudentSettings, TrainerSettings
 from g2m.run.store import ArtifactStore
@@ -39,12 +40,15 @@ class RunNames:
 
 @dataclass(frozen=True)
 class TeacherPlan:
-    """The teacher stage: ``model(in_channels=F, out_channels=C)`` builds the GNN."""
+    """The teacher stage: ``model(in_channels=F, out_channels=C)`` builds the GNN; or, for
+    ``teacher=ensemble``, ``ensemble`` combines trained teachers and nothing is trained
+    (``model`` and ``schedule`` are None)."""
 
-    model: Callable[..., nn.Module]
+    model: Callable[..., nn.Module] | None
     self_loops: bool
-    schedule: StageSchedule
+    schedule: StageSchedule | None
     artifact: Path | None
+    ensemble: TeacherEnsemble | None = None
 
 
 @dataclass(frozen=True)
