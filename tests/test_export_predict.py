@@ -21,34 +21,56 @@ def artifact(tmp_path):
     return save_student(model, tmp_path / "student.pt", provenance={"dataset": "toy"})
 
 
+SHAPES = {  # every student shape the exports must reproduce (6 features, 3 classes)
+    "batch-norm": dict(hidden_channels=16, num_layers=3, norm="batch"),
+    "residual-layer-norm": dict(hidden_channels=16, num_layers=3, norm="layer", residual=True),
+    "residual-every-layer": dict(hidden_channels=6, num_layers=3, residual=True),  # F == H
+}
+
+
+@pytest.fixture(params=sorted(SHAPES))
+def shaped_artifact(request, tmp_path):
+    """A saved student of each shape, with non-trivial norm statistics and affine terms."""
+    torch.manual_seed(1)
+    model = MLPStudent(6, out_channels=3, **SHAPES[request.param])
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d | torch.nn.LayerNorm):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2.0)
+    return save_student(model.eval(), tmp_path / "student.pt", provenance={"dataset": "toy"})
+
+
 def tool(module: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
 
 
-def test_torchscript_export_gives_the_same_logits(artifact):
-    export.main([str(artifact.parent), "--format", "torchscript"])
-    scripted = torch.jit.load(str(artifact.with_name("student.torchscript.pt")))
-    model, _ = load_student(artifact)
+def test_torchscript_export_gives_the_same_logits(shaped_artifact):
+    export.main([str(shaped_artifact.parent), "--format", "torchscript"])
+    scripted = torch.jit.load(str(shaped_artifact.with_name("student.torchscript.pt")))
+    model, _ = load_student(shaped_artifact)
     x = torch.randn(50, 6)
     torch.testing.assert_close(scripted(x), model(x))
 
 
 @pytest.mark.slow
-def test_onnx_export_matches_torch_in_onnx_runtime(artifact):
+def test_onnx_export_matches_torch_in_onnx_runtime(shaped_artifact):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    export.main([str(artifact), "--format", "onnx"])
+    export.main([str(shaped_artifact), "--format", "onnx"])
     session = ort.InferenceSession(
-        str(artifact.with_name("student.onnx")), providers=["CPUExecutionProvider"]
+        str(shaped_artifact.with_name("student.onnx")), providers=["CPUExecutionProvider"]
     )
-    model, _ = load_student(artifact)
+    model, _ = load_student(shaped_artifact)
     x = torch.randn(33, 6)  # a batch size the export never saw: the node axis is dynamic
     (logits,) = session.run(None, {"features": x.numpy()})
     np.testing.assert_allclose(logits, model(x).detach().numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".pt"])
-def test_predict_reads_every_format(artifact, tmp_path, suffix):
+def test_predict_reads_every_format(shaped_artifact, tmp_path, suffix):
     x = torch.randn(7, 6)
     path = tmp_path / f"features{suffix}"
     if suffix == ".npy":
@@ -58,9 +80,9 @@ def test_predict_reads_every_format(artifact, tmp_path, suffix):
     else:
         torch.save(x, path)
     out = tmp_path / "pred.csv"
-    predict.main([str(artifact), str(path), "--out", str(out)])
+    predict.main([str(shaped_artifact), str(path), "--out", str(out)])
     table = np.loadtxt(out, delimiter=",", skiprows=1)
-    model, _ = load_student(artifact)
+    model, _ = load_student(shaped_artifact)
     probs = model(x).softmax(-1).detach().numpy()
     assert table.shape == (7, 2 + 3)
     np.testing.assert_array_equal(table[:, 1], probs.argmax(1))

@@ -75,6 +75,7 @@ def test_widths_are_padded_to_powers_of_two_with_zeros():
     [
         (dict(num_layers=1), "at least one hidden layer"),
         (dict(norm="layer"), "layer norm"),
+        (dict(num_layers=3, residual=True), "residual"),
         (dict(hidden_channels=512), "up to 256"),
     ],
 )

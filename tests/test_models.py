@@ -65,10 +65,11 @@ def test_teacher_must_end_in_its_last_convolution():
         GNNTeacher(GraphSAGE(8, 16, 2, 3, jk="cat"))
 
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("norm", ["none", "batch", "layer"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
-def test_student_shapes(norm, num_layers):
-    student = MLPStudent(8, 32, 5, num_layers=num_layers, norm=norm, dropout=0.2).eval()
+def test_student_shapes(norm, num_layers, residual):
+    student = MLPStudent(8, 32, 5, num_layers, dropout=0.2, norm=norm, residual=residual).eval()
     logits, embedding = student(torch.randn(10, 8), return_embedding=True)
     assert logits.shape == (10, 5)
     expected = 8 if num_layers == 1 else 32

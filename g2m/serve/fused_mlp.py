@@ -17,6 +17,8 @@ where the last sum runs over column blocks ``j`` of layer ``L-1`` (``BLOCK_H`` w
 penultimate hidden layer is consumed block by block and never held whole. Widths are padded
 with zeros to powers of two (a zero unit contributes ``relu(0) = 0``), batch norm in eval
 mode is folded into the preceding linear layer, and dropout is the identity at inference.
+Layer norm and residual students are refused (:func:`g2m.serve.inference.fused_supported`
+lists the shapes covered; the engine serves the others eagerly).
 
 Triton is imported lazily: the student itself stays torch-only (:mod:`g2m.models.student`).
 Legend: N nodes, F features, H hidden width, C classes.
@@ -50,6 +52,8 @@ def linear_layers(student: MLPStudent) -> list[tuple[Tensor, Tensor]]:
     :math:`W' = \\mathrm{diag}(s) W`, :math:`b' = s (b - \\mu) + \\beta`,
     :math:`s = \\gamma / \\sqrt{\\sigma^2 + \\epsilon}`.
     """
+    if student.init_args.get("residual"):  # the kernel has no skips: refuse, never drop them
+        raise ConfigError("the fused MLP does not support residual=true students.")
     layers = []
     for block in student.hidden:
         linear, norm = block[0], block[1] if isinstance(block[1], nn.BatchNorm1d) else None

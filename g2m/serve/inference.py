@@ -7,9 +7,24 @@
 ================  ==========================================================================
 
 ``backend="auto"`` picks ``fused`` in bf16 on a CUDA device where Triton is installed and the
-architecture is supported (norm ``none`` or ``batch``, hidden width <= 256), else ``eager``
-(bf16 on GPU, fp32 on CPU). All back-ends compute the same function; ``python -m g2m.bench``
-times them against the hardware floor.
+student is a shape the kernel covers (:func:`fused_supported`), else ``eager`` (bf16 on GPU,
+fp32 on CPU); ``backend="fused"`` on any other shape is refused with a :class:`ConfigError`.
+All back-ends compute the same function; ``python -m g2m.bench`` times them against the
+hardware floor.
+
+The fused kernel covers exactly the students with
+
+- ``num_layers >= 2`` (at least one hidden layer),
+- ``hidden_channels <= 256`` (padded to a power of two, at least 64),
+- ``norm`` ``none`` or ``batch`` (batch norm folded into its linear layer),
+- ``residual=False``,
+
+with features F and classes C padded, not limited (F to a multiple of 128, C to a power of
+two >= 64). Of the shipped students that is ``student=mlp`` (128 wide, 2 layers; GLNN's
+products MLP in ``tuned/student/synthetic-products_mlp.yaml``, 256 wide, 3 layers, batch
+norm, too). ``student=mlpw4`` (512) and ``mlpw8`` (1024) are too
+wide, ``student=mlp-res`` has layer norm and skips: ``auto`` serves them ``eager``, and
+``backend="compile"`` runs them through ``torch.compile``.
 
 ``cuda_graph=True`` (CUDA only) records each back-end's launches for an input once in a CUDA
 graph and replays it on later calls with the same tensor, so the host's per-call work
@@ -43,14 +58,22 @@ def triton_available() -> bool:
 
 
 def fused_supported(student: MLPStudent) -> bool:
+    """Whether the fused kernel covers ``student`` (the shapes listed above)."""
     from g2m.serve.fused_mlp import MAX_HIDDEN
 
     args = student.init_args
     return (
         args["num_layers"] >= 2
-        and args["norm"] != "layer"
+        and args["norm"] in ("none", "batch")
+        and not args["residual"]
         and args["hidden_channels"] <= MAX_HIDDEN
     )
+
+
+def auto_backend(student: MLPStudent, device: torch.device) -> str:
+    """What ``backend="auto"`` runs ``student`` with on ``device``: ``fused`` or ``eager``."""
+    fused_ok = device.type == "cuda" and triton_available() and fused_supported(student)
+    return "fused" if fused_ok else "eager"
 
 
 class StudentInference:
@@ -87,8 +110,7 @@ class StudentInference:
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {BACKENDS}, got '{backend}'.")
         if backend == "auto":
-            fused_ok = cuda and triton_available() and fused_supported(student)
-            backend = "fused" if fused_ok else "eager"
+            backend = auto_backend(student, self.device)
         if backend == "fused" and not cuda:
             raise ConfigError("the fused back-end needs a CUDA device.")
         if cuda_graph and not cuda:
