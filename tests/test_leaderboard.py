@@ -134,3 +134,20 @@ def test_the_command_writes_both_files_and_refuses_bad_input_in_one_line(tmp_pat
         "g2m.report.leaderboard: error: --seeds 'x': expected seeds and ranges such as 0-9 "
         "or 0,1,2 or 0-4,7."
     ]
+
+
+def test_another_student_is_its_own_method_and_report_groups_by_student(tmp_path):
+    from g2m.report.tables import default_by
+
+    for seed, (a, b) in enumerate(zip(GLNN, OTHER, strict=True)):
+        write_run(tmp_path, "glnn", seed, a)
+        wide = write_run(tmp_path, "glnn", seed, b, tag="w")
+        metrics = json.loads((wide / "metrics.json").read_text())
+        metrics["student"]["name"] = "mlpw4"
+        metrics.pop("tag")
+        (wide / "metrics.json").write_text(json.dumps(metrics))
+    runs = load_runs([tmp_path])
+    entries = leaderboard(runs, "glnn", warn=pytest.fail)
+    assert entry(entries, "glnn (mlpw4)").delta[0] == pytest.approx(1.25)
+    assert default_by(runs) == ["dataset", "teacher", "student", "loss", "setting"]
+    assert "student" not in default_by(runs[:1])

@@ -98,7 +98,11 @@ def student_accuracy(run: dict) -> float:
 
 
 def method_name(run: dict) -> str:
-    name = str(run["student"].get("loss", run["student"]["name"]))
+    """The loss, with the student when it is not the default MLP and the run's ``tag``."""
+    student = run["student"]
+    name = str(student.get("loss", student["name"]))
+    if student["name"] != "mlp":
+        name += f" ({student['name']})"
     return f"{name} [{run['tag']}]" if run.get("tag") else name
 
 

@@ -44,6 +44,14 @@ TIMINGS = [
 ]
 
 
+def default_by(runs: list[dict]) -> list[str]:
+    """:data:`DEFAULT_BY`, plus ``student`` when the runs have several students (an ``mlp``
+    and an ``mlpw4`` run are never averaged together) and ``tag`` when a run has one."""
+    students = {run["student"]["name"] for run in runs}
+    by = DEFAULT_BY[:2] + ["student"] * (len(students) > 1) + DEFAULT_BY[2:3]
+    return by + ["tag"] * any(run.get("tag") for run in runs) + DEFAULT_BY[3:]
+
+
 def group_key(run: dict, by: list[str]) -> tuple:
     fields = {
         "dataset": run["dataset"],
@@ -155,13 +163,14 @@ def main(argv: list[str] | None = None) -> None:
         "--by",
         nargs="+",
         choices=GROUP_FIELDS,
-        help=f"group fields (default: {' '.join(DEFAULT_BY)}, plus tag when a run has one)",
+        help=f"group fields (default: {' '.join(DEFAULT_BY)}, plus student when the runs have "
+        "several and tag when a run has one)",
     )
     args = parser.parse_args(argv)
     check_output(args.out, "--out", folder=True)
     runs = load_runs(args.runs)
     if args.by is None:
-        args.by = DEFAULT_BY[:3] + ["tag"] * any(r.get("tag") for r in runs) + DEFAULT_BY[3:]
+        args.by = default_by(runs)
     rows = summarise(runs, args.by)
     table = to_markdown(rows, args.by)
     best = "\n".join(f"- {', '.join(str(r[b]) for b in args.by)}: `{r['best run']}`" for r in rows)
