@@ -33,6 +33,10 @@ class OutputError(G2MError, OSError):
     goes, a path below a regular file, or a read-only location."""
 
 
+class DiskFullError(OutputError):
+    """A write ran out of disk space (or quota); nothing partial was left."""
+
+
 class TrainingDivergedError(G2MError, RuntimeError):
     """A training loss became NaN or infinite; the last good checkpoint is kept."""
 

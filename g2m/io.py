@@ -8,9 +8,11 @@ mode of the temporary file, so that others on a shared machine can read results.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,11 +20,22 @@ from typing import Any
 
 import torch
 
-from g2m.errors import ArtifactError, ArtifactNotFoundError, G2MError, OutputError
+from g2m.errors import (
+    ArtifactError,
+    ArtifactNotFoundError,
+    DiskFullError,
+    G2MError,
+    OutputError,
+)
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp_path)`` then rename to ``path`` (same filesystem, atomic)."""
+    """Call ``write(tmp_path)`` then rename to ``path`` (same filesystem, atomic).
+
+    A full disk (``OSError`` ENOSPC / EDQUOT, or the ``RuntimeError`` torch's zip writer
+    raises instead, "unexpected pos") becomes one :class:`DiskFullError` naming the path and
+    the space left; the temporary file is removed and whatever was at ``path`` stays.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -31,10 +44,36 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise DiskFullError(
+                f"could not write {path}: no space left on its disk ({free_space(path.parent)} "
+                "free); nothing partial was left. Free some space and run the same command "
+                "again (a training run resumes from its last checkpoint)."
+            ) from err
         raise
     return path
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """A full disk or quota, as the OS or torch's zip writer reports it."""
+    if isinstance(err, OSError) and not isinstance(err, G2MError):
+        return err.errno in DISK_FULL
+    # torch.save reports a short write as "[enforce fail at inline_container.cc:...]
+    # unexpected pos ..." (the errno is lost); PytorchStreamWriter may also say it failed
+    text = str(err) if isinstance(err, RuntimeError) else ""
+    return "unexpected pos" in text or "PytorchStreamWriter failed writing" in text
+
+
+def free_space(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:,.1f} MiB"
+    except OSError:
+        return "unknown"
 
 
 def check_output(path: Path, what: str = "output", folder: bool = False) -> Path:

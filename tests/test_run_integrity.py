@@ -8,6 +8,7 @@ resumes; a swapped cache file is replaced; two runs never write one directory at
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -23,9 +24,11 @@ import pytest
 import torch
 import yaml
 
+from g2m.cli import one_line_error
 from g2m.data.files import BenchmarkFile, file_sha256
 from g2m.data.source import DataLocation
-from g2m.errors import ArtifactError, ConfigError
+from g2m.errors import ArtifactError, ConfigError, DiskFullError
+from g2m.io import atomic_torch_save
 from g2m.run import pipeline
 from g2m.run.build import build_run
 from g2m.run.rundir import config_differences, locked_run_dir
@@ -420,3 +423,44 @@ def test_a_hold_out_that_leaves_a_test_part_near_empty_is_refused(tmp_path, cach
     with pytest.raises(Exception, match="each part needs at least 5 nodes"):
         pipeline.run(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+# --- a full disk -----------------------------------------------------------------------
+
+
+def test_a_full_disk_in_torch_save_is_one_error_and_leaves_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "teacher.pt"
+    target.write_bytes(b"the earlier file")
+
+    def short_write(obj, path):
+        Path(path).write_bytes(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr("g2m.io.torch.save", short_write)
+    with pytest.raises(DiskFullError, match=r"could not write .*teacher.pt: no space left"):
+        atomic_torch_save({"a": 1}, target)
+    assert target.read_bytes() == b"the earlier file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["teacher.pt"]  # no temporary left
+
+
+def test_a_disk_that_fills_during_a_run_stops_it_in_one_line_and_it_resumes(
+    tmp_path, cache_dir, monkeypatch
+):
+    real_replace = os.replace
+
+    def full_for_the_teacher(src, dst):
+        if str(dst).endswith("teacher.pt"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr("g2m.io.os.replace", full_for_the_teacher)
+    run_dir = tmp_path / "run"
+    cfg = compose_config(tiny_overrides(cache_dir, "store=false"))
+    with pytest.raises(DiskFullError) as stopped:
+        pipeline.run(cfg, run_dir)
+    assert "\n" not in one_line_error(stopped.value)
+    assert "run the same command again" in str(stopped.value)
+    assert not (run_dir / "teacher.pt").exists() and not (run_dir / "metrics.json").exists()
+    assert not list(run_dir.rglob("*.tmp"))
+    monkeypatch.setattr("g2m.io.os.replace", real_replace)  # space freed
+    assert pipeline.run(cfg, run_dir) == pipeline.run(cfg, tmp_path / "uninterrupted")

@@ -225,7 +225,7 @@ def test_a_write_that_fails_midway_leaves_nothing(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr("g2m.io.os.replace", disk_full)
-    with pytest.raises(OutputError, match="No space left on device"):
+    with pytest.raises(OutputError, match="no space left on its disk"):
         write_output(tmp_path / "p.csv", lambda tmp: tmp.write_text("half"))
     assert list(tmp_path.iterdir()) == []
 
