@@ -355,6 +355,24 @@ def test_a_run_directory_in_use_is_refused(tmp_path, cache_dir):
     pipeline.run(compose_config(tiny_overrides(cache_dir)), run_dir)  # free again: runs
 
 
+@pytest.mark.slow
+def test_a_second_process_into_a_busy_run_directory_is_refused_and_the_first_finishes(
+    tmp_path, cache_dir
+):
+    run_dir = tmp_path / "R"
+    first = start(killable(cache_dir, run_dir, "logger=csv"))
+    wait_for_epochs(first, run_dir / "checkpoints" / "teacher" / "last.ckpt", 1)
+    second = cli(killable(cache_dir, run_dir, "logger=csv"))
+    _, stderr = first.communicate()
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert "another g2m run is writing into" in one_error_line(second.stderr)
+    assert first.returncode == 0, stderr[-2000:]
+    rows = (run_dir / "logs" / "teacher" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert all(len(row.split(",")) == len(header) for row in rows)  # one writer's rows only
+    assert json.loads((run_dir / "metrics.json").read_text())["student"]["test_acc"] > 0
+
+
 def test_a_run_directory_that_is_a_file_is_refused(tmp_path, cache_dir):
     target = tmp_path / "file"
     target.write_text("not a folder")
