@@ -259,3 +259,22 @@ def test_a_read_only_cache_holding_every_file_is_read_without_its_lock(tmp_path,
     monkeypatch.setattr(FileLock, "acquire", read_only)  # as root, chmod would not stop us
     again = load_catalog("pyg", cache, local, *args)
     assert again.data.num_nodes == first.data.num_nodes
+
+
+def test_a_pyg_graph_that_is_not_the_expected_shape_is_refused(tmp_path):
+    with pytest.raises(DataError, match=r"has 34 nodes \(expected 35\)"):
+        load_catalog("pyg", tmp_path / "cache", None, "dataset.cls=KarateClub",
+                     "dataset.expect={nodes: 35, classes: 4}")  # fmt: skip
+    loaded = load_catalog("pyg", tmp_path / "cache", None, "dataset.cls=KarateClub",
+                          "dataset.expect={nodes: 34, features: 34, classes: 4}")  # fmt: skip
+    assert loaded.data.num_nodes == 34
+
+
+def test_another_datasets_raw_files_under_a_catalog_name_are_refused(tmp_path, data_dir):
+    # Wisconsin's WebKB files where Texas's belong: the shape facts in texas.yaml catch it
+    swapped = tmp_path / "data" / "texas" / "raw"
+    swapped.mkdir(parents=True)
+    for source in sorted((data_dir / "wisconsin" / "raw").iterdir()):
+        (swapped / source.name.replace("wisconsin", "texas")).write_bytes(source.read_bytes())
+    with pytest.raises(DataError, match=r"has 251 nodes \(expected 183\).*not texas's files"):
+        load_catalog("texas", tmp_path / "cache", tmp_path / "data")

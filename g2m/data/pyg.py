@@ -77,6 +77,14 @@ def with_local_raw_files(cls: type, location: DataLocation) -> type:
     return type(cls.__name__, (cls,), {"download": download, "__module__": cls.__module__})
 
 
+# what a node-classification graph holds, as the catalog YAMLs' `expect` states it
+SHAPE_FACTS = {
+    "nodes": lambda data: data.num_nodes,
+    "features": lambda data: data.x.size(1),
+    "classes": lambda data: int(data.y.max()) + 1,
+}
+
+
 class PyGDataset(GraphSource):
     """One graph of a ``torch_geometric.datasets`` class.
 
@@ -88,6 +96,9 @@ class PyGDataset(GraphSource):
             set it.
         kwargs: further keyword arguments of the class (``root`` is g2m's cache).
         index: which graph of the dataset (node-classification datasets hold one).
+        expect: ``{"nodes": N, "features": F, "classes": C}``, what a catalog dataset is known
+            to hold (None: anything). A graph read from the cache or the data folder that
+            differs (another dataset's raw files under this name) is refused before use.
         options: ``largest_component``, ``standardize_edges`` (:class:`GraphSource`).
     """
 
@@ -97,9 +108,16 @@ class PyGDataset(GraphSource):
         name: str,
         kwargs: dict[str, Any] | None = None,
         index: int = 0,
+        expect: dict[str, int] | None = None,
         **options: bool,
     ):
         super().__init__(name, **options)
+        self.expect = dict(expect) if expect else None
+        if self.expect and set(self.expect) - set(SHAPE_FACTS):
+            raise ConfigError(
+                f"dataset.expect: {sorted(set(self.expect) - set(SHAPE_FACTS))} are not shape "
+                f"facts; expected some of {list(SHAPE_FACTS)}."
+            )
         self.cls = resolve_dataset_class(cls)
         self.kwargs = dict(kwargs or {})
         self.index = int(index)
@@ -134,7 +152,23 @@ class PyGDataset(GraphSource):
             log.info(
                 "%s: %d graphs; using graph %d (dataset.index)", label, len(dataset), self.index
             )
-        return dataset[self.index]
+        data = dataset[self.index]
+        if self.expect:
+            self._check_shape(data, label, location)
+        return data
+
+    def _check_shape(self, data: Any, label: str, location: DataLocation) -> None:
+        facts = {k: int(SHAPE_FACTS[k](data)) for k in self.expect}
+        wrong = [
+            f"{facts[k]:,} {k} (expected {v:,})" for k, v in self.expect.items() if facts[k] != v
+        ]
+        if wrong:
+            raise DataError(
+                f"{label} read from {location.cache_dir} has {', '.join(wrong)}: these are not "
+                f"{self.name}'s files (another dataset's under its name?); remove "
+                f"{location.cache_dir / str(self.kwargs.get('name', self.cls.__name__))} and, "
+                "if the copy in G2M_DATA_DIR is also wrong, that one too, then run again."
+            )
 
     def _instantiate(self, cls: type, label: str, **extra: Any) -> Any:
         try:
