@@ -128,6 +128,7 @@ def test_the_command_writes_both_files_and_refuses_bad_input_in_one_line(tmp_pat
     assert done.returncode == 0, done.stderr
     assert "+1.25 ± 0.48 *" in (out / "leaderboard.md").read_text()
     assert (out / "leaderboard.csv").read_text().splitlines()[0].startswith("dataset,setting")
+    assert (out / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = subprocess.run([*command, "--seeds", "x"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [

@@ -1,5 +1,8 @@
 """The paired leaderboard: ``python -m g2m.report.leaderboard RUNS... --reference glnn``.
 
+Writes ``leaderboard.md``, ``leaderboard.csv`` and ``leaderboard.png`` (each method's paired
+difference with ±2 SE, :func:`g2m.report.plots.plot_paired`) into ``--out``.
+
 Every method is compared with a reference method (GLNN by default) *paired on the same
 teacher*, under the protocol of ``experiments/leaderboard/README.md``. For a dataset, a
 setting and a teacher, let :math:`a_m(s)` be method *m*'s student test accuracy on seed *s*
@@ -266,8 +269,13 @@ def main(argv: list[str] | None = None) -> None:
     table = to_markdown(entries, args.reference)
     write_output(args.out / "leaderboard.md", lambda tmp: tmp.write_text(table + "\n"))
     write_output(args.out / "leaderboard.csv", lambda tmp: write_csv(entries, tmp))
+    from g2m.report.plots import plot_paired
+
+    write_output(
+        args.out / "leaderboard.png", lambda tmp: plot_paired(entries, args.reference, tmp)
+    )
     print(table)
-    print(f"\nleaderboard.md, leaderboard.csv written to {args.out}")
+    print(f"\nleaderboard.md, leaderboard.csv, leaderboard.png written to {args.out}")
 
 
 if __name__ == "__main__":

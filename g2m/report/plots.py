@@ -3,6 +3,9 @@
 - ``accuracy.png``: for each dataset and setting, every method's test accuracy as a point with
   its seed standard deviation, the number of seeds beside it, the axis drawn over the data's
   own range (said on the axis), so that small differences look as small as they are.
+- ``leaderboard.png`` (``g2m.report.leaderboard``): per dataset and setting, each method's
+  paired difference to the reference with ±2 standard errors, zero marked: a bar that
+  crosses zero is no win.
 - ``tradeoff.png``: GLNN's Figure 1 — test accuracy against inference time over every node,
   teachers (squares) and students (circles), one point per method, the times from one
   controlled pass (:mod:`g2m.report.timing`) with their spread, ticks covering every point.
@@ -137,6 +140,38 @@ def plot_tradeoff(rows: list[dict], by: list[str], path: Path, times: dict[int, 
     for ax in axes[: len(clusters)]:
         ax.set_xlabel(f"inference over every node, ms on {where} ({how}), log scale", fontsize=8)
     fig.suptitle("Accuracy against inference time: teachers (■) and students (●)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150, format="png")  # path may be a temporary name
+    plt.close(fig)
+    return path
+
+
+def plot_paired(entries: list[Any], reference: str, path: Path) -> Path:
+    """Paired differences to ``reference`` (points) with ±2 SE (bars), one panel per
+    dataset × setting; methods in the order of their difference."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    label_only: dict[tuple[str, str], list[Any]] = {}  # far below: named, not drawn
+    for e in entries:
+        if e.delta is not None:
+            target = groups if e.teacher is not None else label_only
+            target.setdefault((e.dataset, e.setting), []).append(e)
+    fig, axes = _grid(
+        len(groups), 4.8, 0.45 * max((len(v) for v in groups.values()), default=1) + 1.2
+    )
+    for ax, ((dataset, setting), rows) in zip(axes, sorted(groups.items()), strict=False):
+        rows = sorted(rows, key=lambda e: e.delta[0])
+        y = list(range(len(rows)))
+        ax.errorbar([e.delta[0] for e in rows], y, xerr=[2 * e.delta[1] for e in rows],
+                    fmt="o", color="black", ecolor="grey", capsize=3)  # fmt: skip
+        ax.axvline(0.0, color="tab:red", linewidth=1)
+        ax.set_yticks(y, [f"{e.method} (n={e.pairs})" for e in rows])
+        notes = [
+            f"{e.method}: {e.delta[0]:+.1f} ± {2 * e.delta[1]:.1f} (off the axis)"
+            for e in label_only.get((dataset, setting), [])
+        ]
+        label = f"test accuracy minus {reference}'s, points (±2 SE)"
+        ax.set_xlabel("\n".join([label, *notes]))
+        ax.set_title(f"{dataset}, {setting}")
     fig.tight_layout()
     fig.savefig(path, dpi=150, format="png")  # path may be a temporary name
     plt.close(fig)
