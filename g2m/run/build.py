@@ -306,7 +306,6 @@ class RunModels:
 
         if self.plan.teacher.model is None:
             raise ConfigError(f"teacher={self.plan.names.teacher} has no GNN to build.")
-
         gnn = self._gnn(in_channels=self.num_features, out_channels=self.num_classes)
         return GNNTeacher(gnn, self_loops=self.plan.teacher.self_loops)
 
@@ -327,27 +326,28 @@ class RunModels:
                 refuse_huge_widths(factory, self.num_features)
         with torch.random.fork_rng(devices=[]):
             self.student()  # torch alone: a wrong student fails before PyG is imported
-            if self.plan.teacher.model is None:  # an ensemble of trained teachers
-                for stage in self.plan.stages:
-                    raise ConfigError(
-                        f"loss={self.plan.names.loss} builds its {stage.name} stage from the "
-                        f"teacher's GNN, and teacher={self.plan.names.teacher} has none: use "
-                        "one of the ensemble's teachers (teacher=sage, ...) for this loss."
-                    )
-                return
-            teacher = self.teacher()
+            # an ensemble of trained teachers has no GNN to build
+            teacher = None if self.plan.teacher.model is None else self.teacher()
             for stage in self.plan.stages:
-                self.refuse_non_basic_teacher(stage, teacher.gnn)
+                self.refuse_non_basic_teacher(stage, teacher)
                 self.build_stage(stage)
 
-    def refuse_non_basic_teacher(self, stage: ExtraStage, gnn: nn.Module) -> None:
+    def refuse_non_basic_teacher(self, stage: ExtraStage, teacher: GNNTeacher | None) -> None:
         """An extra stage builds its own model from the teacher's GNN class (VQGraph's
         tokenizer: the same kind of convolution, other widths and depths), which only a PyG
-        ``BasicGNN`` offers; the propagation teachers (APPNP, SGC, GCNII) do not."""
+        ``BasicGNN`` offers; the propagation teachers (APPNP, SGC, GCNII) do not, and a
+        teacher ensemble (``teacher`` None) has no GNN at all."""
         from torch_geometric.nn.models.basic_gnn import BasicGNN
 
+        names = self.plan.names
+        if teacher is None:
+            raise ConfigError(
+                f"loss={names.loss} builds its {stage.name} stage from the teacher's GNN, and "
+                f"teacher={names.teacher} has none: use one of the ensemble's teachers "
+                "(teacher=sage, ...) for this loss."
+            )
+        gnn = teacher.gnn
         if not isinstance(gnn, BasicGNN):
-            names = self.plan.names
             raise ConfigError(
                 f"loss={names.loss} builds its {stage.name} stage from the teacher's GNN class, "
                 f"which must be a PyG BasicGNN (teacher=sage, sage-root, gcn or gat); "
