@@ -14,7 +14,7 @@ from torch_geometric.utils import to_dense_adj
 
 from g2m.errors import ConfigError
 from g2m.models import GNNTeacher
-from g2m.models.propagation import GCNII, SGC, APPNPNet, normalized
+from g2m.models.propagation import GCNII, SGC, APPNPNet, LastAdjacency, normalized
 from g2m.models.teacher import sparse_adjacency
 from g2m.report.tables import summarise, to_markdown
 from g2m.run import pipeline
@@ -116,6 +116,21 @@ def test_embedding_is_the_output_layers_input(name, width):
 def test_bad_propagation_arguments_are_config_errors(make, message):
     with pytest.raises(ConfigError, match=message):
         make()
+
+
+def test_the_normalised_adjacency_is_built_once_per_adjacency_tensor(tiny_graph):
+    built = []
+    cache = LastAdjacency(lambda adj, n: built.append(adj) or normalized(adj, n))
+    first, second = tiny_graph.edge_index, tiny_graph.edge_index.clone()
+    once = cache(first, tiny_graph.num_nodes)
+    assert cache(first, tiny_graph.num_nodes) is once and len(built) == 1  # epoch after epoch
+    again = cache(second, tiny_graph.num_nodes)  # another tensor (the full graph, say)
+    assert len(built) == 2 and again is not once
+    torch.testing.assert_close(again.to_dense(), once.to_dense())
+    model = GCNII(8, 16, 3, num_layers=2, alpha=0.1, theta=0.5, dropout=0.0).eval()
+    cached = (model(tiny_graph.x, first), model(tiny_graph.x, first))  # built, then reused
+    torch.testing.assert_close(cached[1], cached[0])
+    torch.testing.assert_close(model(tiny_graph.x, second), cached[0])  # built afresh
 
 
 @pytest.mark.parametrize("teacher", ["appnp", "sgc", "gcnii"])

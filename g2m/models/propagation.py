@@ -17,7 +17,8 @@ where self-loops are added only to nodes that have none (PyG's ``add_remaining_s
 what these layers do themselves on an edge list). The model takes either ``[2, E]`` edges or
 g2m's CSR adjacency (:func:`g2m.models.teacher.sparse_adjacency`) and gives the same result
 for both (tested): :func:`self_looped` turns either into the CSR :math:`(A + I)^T` once per
-forward pass, and PyG's :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm` normalises it.
+adjacency tensor (:class:`LastAdjacency`), and PyG's
+:func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm` normalises it.
 (Handing a CSR adjacency straight to these layers would add a second loop to a node that
 already has one, as WebKB's do.) ``self_loops`` in their teacher YAMLs is therefore false.
 """
@@ -55,6 +56,27 @@ def self_looped(adj: Tensor, num_nodes: int) -> Tensor:
 def normalized(adj: Tensor, num_nodes: int) -> Tensor:
     r"""The CSR :math:`\hat A^T` of ``adj`` (edges or CSR): see the module docstring."""
     return gcn_norm(self_looped(adj, num_nodes), add_self_loops=False)[0]
+
+
+class LastAdjacency:
+    """``make(adj, num_nodes)`` of the last adjacency tensor given, kept until another comes.
+
+    A full-graph teacher gets the very same adjacency tensor in every epoch (and for its
+    final pass), so its self-looped, normalised form is built once per graph, not once per
+    forward pass; any other tensor (the full graph after training on the observed one, a
+    copy on another device) is a new key and is built afresh. The tensors are never
+    written in place, so identity stands for equality here.
+    """
+
+    def __init__(self, make):
+        self.make = make
+        self._key: Tensor | None = None
+        self._value: Tensor | None = None
+
+    def __call__(self, adj: Tensor, num_nodes: int) -> Tensor:
+        if adj is not self._key:
+            self._key, self._value = adj, self.make(adj, num_nodes)
+        return self._value
 
 
 def _positive(**values: float) -> None:
@@ -106,6 +128,7 @@ class APPNPNet(nn.Module):
         self.mlp = MLP(channels, dropout=dropout, norm=None)
         self.propagation = APPNP(K, alpha, normalize=False)
         self.embedding_channels = in_channels if num_layers == 1 else hidden_channels
+        self.adjacency = LastAdjacency(normalized)
 
     @property
     def output_layer(self) -> nn.Module:
@@ -114,7 +137,7 @@ class APPNPNet(nn.Module):
     def forward(self, x: Tensor, adj: Tensor) -> Tensor:
         """``[N, F]`` features, edges or CSR adjacency -> ``[N, C]`` logits."""
         h = self.mlp(self.input_dropout(x))
-        return self.propagation(h, normalized(adj, x.size(0)))
+        return self.propagation(h, self.adjacency(adj, x.size(0)))
 
 
 class SGC(nn.Module):
@@ -136,6 +159,7 @@ class SGC(nn.Module):
         # SGConv normalises what it is given: hand it (A + I), adding no loop of its own
         self.conv = SGConv(in_channels, out_channels, K=K, add_self_loops=False)
         self.embedding_channels = in_channels
+        self.adjacency = LastAdjacency(self_looped)
 
     @property
     def output_layer(self) -> nn.Module:
@@ -143,7 +167,7 @@ class SGC(nn.Module):
 
     def forward(self, x: Tensor, adj: Tensor) -> Tensor:
         """``[N, F]`` features, edges or CSR adjacency -> ``[N, C]`` logits."""
-        return self.conv(x, self_looped(adj, x.size(0)))
+        return self.conv(x, self.adjacency(adj, x.size(0)))
 
 
 class GCNII(nn.Module):
@@ -192,6 +216,7 @@ class GCNII(nn.Module):
         )
         self.head = nn.Linear(hidden_channels, out_channels)
         self.embedding_channels = hidden_channels
+        self.adjacency = LastAdjacency(normalized)
 
     @property
     def output_layer(self) -> nn.Module:
@@ -199,7 +224,7 @@ class GCNII(nn.Module):
 
     def forward(self, x: Tensor, adj: Tensor) -> Tensor:
         """``[N, F]`` features, edges or CSR adjacency -> ``[N, C]`` logits."""
-        adj = normalized(adj, x.size(0))  # once: every layer uses the same A-hat
+        adj = self.adjacency(adj, x.size(0))  # every layer uses the same A-hat
         x = F.dropout(x, self.dropout, self.training)
         x = x_0 = self.input_layer(x).relu()
         for conv in self.convs:
@@ -208,4 +233,4 @@ class GCNII(nn.Module):
         return self.head(F.dropout(x, self.dropout, self.training))
 
 
-__all__ = ["GCNII", "SGC", "APPNPNet", "normalized", "self_looped"]
+__all__ = ["GCNII", "SGC", "APPNPNet", "LastAdjacency", "normalized", "self_looped"]
