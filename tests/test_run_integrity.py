@@ -362,7 +362,11 @@ def test_a_second_process_into_a_busy_run_directory_is_refused_and_the_first_fin
     run_dir = tmp_path / "R"
     first = start(killable(cache_dir, run_dir, "logger=csv"))
     wait_for_epochs(first, run_dir / "checkpoints" / "teacher" / "last.ckpt", 1)
-    second = cli(killable(cache_dir, run_dir, "logger=csv"))
+    first.send_signal(signal.SIGSTOP)  # paused, lock held: the first cannot finish meanwhile
+    try:
+        second = cli(killable(cache_dir, run_dir, "logger=csv"))
+    finally:
+        first.send_signal(signal.SIGCONT)
     _, stderr = first.communicate()
     assert second.returncode == 2, second.stderr[-2000:]
     assert "another g2m run is writing into" in one_error_line(second.stderr)
