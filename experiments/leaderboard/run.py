@@ -107,8 +107,12 @@ def tune(args: argparse.Namespace, extra: list[str]) -> None:
         for p, score in points.items():
             mark = "  <- chosen" if p == best else ""
             print(f"{method:<11} {point_name(json.loads(p)):<40} val {100 * score:6.2f}{mark}")
-    (args.out / "chosen.yaml").write_text(yaml.safe_dump({args.dataset: chosen}))
-    print(f"chosen points written to {args.out / 'chosen.yaml'}")
+    # methods tuned in an earlier call keep their choice (a method added later is tuned alone)
+    path = args.out / "chosen.yaml"
+    earlier = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    earlier = (earlier or {}).get(args.dataset, {})
+    path.write_text(yaml.safe_dump({args.dataset: {**earlier, **chosen}}))
+    print(f"chosen points written to {path}")
 
 
 def report(args: argparse.Namespace, extra: list[str]) -> None:

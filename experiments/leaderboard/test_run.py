@@ -39,6 +39,12 @@ def test_tune_chooses_on_validation_then_report_pairs_on_one_teacher(tmp_path, c
     best = max(lines, key=lambda line: float(line.split("val")[1].split()[0]))
     assert "<- chosen" in best  # the highest validation accuracy, nothing else
     assert set(chosen) == {"glnn", "supervised"} and chosen["supervised"] == {}
+    # a method tuned later, alone, joins the earlier choices instead of replacing them
+    later = step("tune", "--methods", "bdkd", "--seeds", "100",
+                 "--out", str(tmp_path / "tune"), cache=cache_dir)  # fmt: skip
+    assert later.returncode == 0, later.stderr[-3000:]
+    merged = yaml.safe_load((tmp_path / "tune" / "chosen.yaml").read_text())["synthetic"]
+    assert set(merged) == {"glnn", "supervised", "bdkd"} and merged["glnn"] == chosen["glnn"]
     reported = step("report", "--methods", "glnn", "bdkd", "supervised", "--seeds", "0-1",
                     "--chosen", str(tmp_path / "tune" / "chosen.yaml"),
                     "--out", str(tmp_path / "report"), cache=cache_dir)  # fmt: skip
