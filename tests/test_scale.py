@@ -50,5 +50,13 @@ def test_every_stage_runs_on_a_small_draw_of_the_products_graph(tmp_path, cache_
     assert timings["inference_device"] == "cpu"
     assert timings["student_inference_backend"] == "eager-float32"
     assert timings["student_nodes_per_s"] > 0 and timings["student_epochs_timed"] == 2
+    # where the time went, phase by phase, in order; together they are the whole run
+    phases = timings["phase_seconds"]
+    assert list(phases) == ["prepare", "teacher", "codebook", "student", "baseline",
+                            "student_artifact", "inference_timing"]  # fmt: skip
+    assert phases["teacher"] >= timings["teacher_seconds"]
+    assert phases["codebook"] >= timings["codebook_seconds"]
+    assert phases["student"] >= timings["student_seconds"]
+    assert sum(phases.values()) >= timings["wall_seconds"] - 0.1
     artifact = torch.load(tmp_path / "teacher.pt", weights_only=False)
     assert artifact["logits"].shape == (3000, cfg.dataset.generator.num_classes)

@@ -129,3 +129,13 @@ def test_keys_follow_content_not_names():
     assert artifact_key(parts) == artifact_key(dict(reversed(parts.items())))
     assert artifact_key(parts) != artifact_key({**parts, "seed": 1})
     assert tensor_digest(torch.arange(6)) != tensor_digest(torch.arange(6).float())
+
+
+def test_a_digest_keeps_its_value_across_implementations():
+    """Store keys and artifact provenance hold digests: hashing in place (no copy of a
+    products-size graph) must give the value the byte-copying version gave (recorded)."""
+    x = torch.arange(12, dtype=torch.float32).reshape(4, 3)
+    edges = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    mask = torch.tensor([True, False, True, False])
+    digest = tensor_digest(x.t(), edges, None, mask, torch.zeros(0, 2))
+    assert digest == "c0a2e00870f3d6fa04b18cbeeefea0c3e11bb9733c3786037b66e04d39bbf215"

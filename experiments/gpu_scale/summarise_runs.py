@@ -1,5 +1,6 @@
-"""Print a Markdown table of finished runs: stage seconds, the student's training rate and
-both stages' accuracies (from each run's metrics.json and timings.json).
+"""Print a Markdown table of finished runs: stage seconds, the student's training rate, and
+the accuracies of both stages and of the label-only MLP where the run trained it (from each
+run's metrics.json and timings.json).
 
     python experiments/gpu_scale/summarise_runs.py RUN_DIR [RUN_DIR ...]
 """
@@ -23,6 +24,7 @@ COLUMNS = [
     ("peak GiB", lambda m, t, d: t.get("peak_gpu_memory_gb")),
     ("teacher val/test", lambda m, t, d: _acc(m.get("teacher", {}))),
     ("student val/test", lambda m, t, d: _acc(m["student"])),
+    ("label-only MLP val/test", lambda m, t, d: _acc(m.get("baseline", {}))),
 ]
 
 

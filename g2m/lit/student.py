@@ -297,7 +297,16 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             return
         for name, total in self._loss_sums.items():
             mean = total / max(self._loss_nodes, 1)
-            self.log(f"student/train/{name}", mean, on_step=False, on_epoch=True, sync_dist=True)
+            # logged once an epoch, so the weight Lightning gives it is moot; naming it keeps
+            # Lightning from guessing a batch size from a list of batches (and warning)
+            self.log(
+                f"student/train/{name}",
+                mean,
+                on_step=False,
+                on_epoch=True,
+                sync_dist=True,
+                batch_size=1,
+            )
             total.zero_()  # after self.log has read it: the logged value is a copy
         self._loss_nodes = 0
 

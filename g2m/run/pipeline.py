@@ -66,6 +66,22 @@ from g2m.serve.artifact import save_student
 log = logging.getLogger("g2m")
 
 
+class PhaseClock:
+    """Wall seconds of each phase of a run, in order (``phase_seconds`` in timings.json):
+    where the time went that the stages' own seconds do not show (loading and checking the
+    graph, computing and writing the teacher's targets, the inference timings)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, phase: str) -> None:
+        """Charge the time since the last lap to ``phase`` (added to what it has)."""
+        now = time.perf_counter()
+        self.seconds[phase] = round(self.seconds.get(phase, 0.0) + now - self.last, 2)
+        self.last = now
+
+
 def run(cfg: DictConfig, run_dir: Path, data: Data | None = None) -> dict[str, Any]:
     """Build the run ``cfg`` describes and execute it (``data``: for ``dataset=memory``)."""
     return execute(build_run(cfg, data), run_dir)
@@ -138,7 +154,7 @@ def execute(
     on N devices (:mod:`g2m.lit.distributed`); rank 0 writes every file.
     ``student_callbacks`` watch the student's Trainer.
     """
-    started = time.perf_counter()
+    clock = PhaseClock()
     run_dir = Path(run_dir)
     to_clear = check_run_dir(run_dir, plan.config, plan.overwrite)
     if not to_clear and (run_dir / "metrics.json").is_file():
@@ -148,23 +164,27 @@ def execute(
     state = prepare(plan, run_dir, reuse_own=not to_clear)
     with locked_run_dir(run_dir):
         clear(to_clear)
-        return run_stages(state, student_callbacks, started)
+        return run_stages(state, student_callbacks, clock)
 
 
-def run_stages(state: RunState, student_callbacks: tuple[Any, ...], started: float) -> dict:
+def run_stages(state: RunState, student_callbacks: tuple[Any, ...], clock: PhaseClock) -> dict:
     """Every stage of a prepared run, in the run directory it holds (see :func:`execute`)."""
     plan = state.plan
     start_writing(state)
+    clock.lap("prepare")
     keys = state.keys
     if plan.objective.needs_teacher and state.teacher is None:
         state.teacher = obtain(state, "teacher", keys.teacher(), lambda: train_teacher_of(state))
+        clock.lap("teacher")
     for stage in plan.stages:
         if state.artifacts[stage.name] is None:
             train = partial(train_stage_of, state, stage)
             state.artifacts[stage.name] = obtain(state, stage.name, keys.stage(stage.name), train)
+            clock.lap(stage.name)
     pl.seed_everything(plan.seed, workers=True, verbose=False)
     student, result, targets = distil(state, student_callbacks)
-    return finish(state, student, result, targets, started)
+    clock.lap("student")
+    return finish(state, student, result, targets, clock)
 
 
 def prepare(plan: RunPlan, run_dir: Path, reuse_own: bool = True) -> RunState:
@@ -252,20 +272,24 @@ def train_stage_of(state: RunState, stage: ExtraStage) -> StageArtifact:
 
 
 def finish(
-    state: RunState, student: Any, result: Any, targets: DistillationTargets, started: float
+    state: RunState, student: Any, result: Any, targets: DistillationTargets, clock: PhaseClock
 ) -> dict[str, Any]:
     """metrics.json (last: its presence marks a finished run), timings.json, student.pt."""
     plan, run_dir = state.plan, state.run_dir
     metrics = run_metrics(plan, state.teacher, state.artifacts, result, state.split, targets)
     baseline_seconds = add_baseline(state, metrics)
+    clock.lap("baseline")
     provenance = student_provenance(plan, metrics)
     classes = state.graph.classes
     names = state.graph.class_names
     save_student(student, run_dir / "student.pt", provenance, classes=classes, class_names=names)
     log_student_artifact(state.loggers.shared, run_dir / "student.pt", provenance)
+    clock.lap("student_artifact")
     timings = run_timings(
-        plan, state.graph.data, state.teacher, state.artifacts, student, result, started
+        plan, state.graph.data, state.teacher, state.artifacts, student, result, clock.started
     )
+    clock.lap("inference_timing")
+    timings["phase_seconds"] = clock.seconds
     timings["reused_from_store"] = state.reused
     if baseline_seconds is not None:
         timings["baseline_seconds"] = round(baseline_seconds, 2)

@@ -52,7 +52,8 @@ def tensor_digest(*tensors: torch.Tensor | None) -> str:
             continue
         tensor = tensor.detach().contiguous().cpu()
         digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        if tensor.numel():  # hashed in place: a products-size graph is GBs, no copy of it
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
 
 
