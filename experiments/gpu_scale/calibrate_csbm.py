@@ -2,8 +2,8 @@
 
 A quick guide for choosing ``homophily`` and ``feature_signal`` of a synthetic dataset: the
 accuracy of a nearest-class-centroid rule (centroids from all labels: an optimistic bound)
-on the raw features (what an MLP can hope for) and after one and two rounds of mean
-aggregation over neighbours and self (what a 2-layer GCN-like teacher sees). Degree and
+on the raw features (what an MLP can hope for) and after one, two and three rounds of mean
+aggregation over neighbours and self (what a GCN-like teacher of that depth sees). Degree and
 class count matter; the node count barely does, so a small graph calibrates a large one.
 
     python experiments/gpu_scale/calibrate_csbm.py --nodes 30000 --degree 50.52 --classes 47 \\
@@ -17,6 +17,8 @@ import argparse
 import torch
 
 from g2m.data.synthetic import make_csbm
+
+HOPS = ("1 hop", "2 hops", "3 hops")
 
 
 def centroid_accuracy(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
@@ -41,13 +43,14 @@ def main() -> None:
     p.add_argument("--homophily", type=float, nargs="+", default=[0.1, 0.2, 0.3])
     p.add_argument("--signal", type=float, nargs="+", default=[1.5, 2.0])
     args = p.parse_args()
-    print(f"{'signal':>7}{'homophily':>10}{'features':>10}{'1 hop':>10}{'2 hops':>10}")
+    print(f"{'signal':>7}{'homophily':>10}{'features':>10}" + "".join(f"{h:>10}" for h in HOPS))
     for signal in args.signal:
         for homophily in args.homophily:
             g = make_csbm(args.nodes, args.classes, args.features, args.degree, homophily, signal)
-            one = mean_aggregate(g.x, g.edge_index)
-            two = mean_aggregate(one, g.edge_index)
-            accs = [centroid_accuracy(h, g.y, args.classes) for h in (g.x, one, two)]
+            views = [g.x]
+            for _ in HOPS:
+                views.append(mean_aggregate(views[-1], g.edge_index))
+            accs = [centroid_accuracy(h, g.y, args.classes) for h in views]
             print(f"{signal:>7}{homophily:>10}" + "".join(f"{a:>10.3f}" for a in accs))
 
 
