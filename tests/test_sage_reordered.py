@@ -104,3 +104,20 @@ def test_a_run_with_the_reordered_teacher_matches_pygs_run(tmp_path):
     for stage in ("teacher", "student"):
         for key in ("val_acc", "test_acc"):
             assert runs["reordered"][stage][key] == pytest.approx(runs["pyg"][stage][key], abs=0.02)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_the_csr_products_agree_with_pygs():
+    """cuSPARSE's CSR products in both orders: the same values and gradients on the GPU."""
+    pyg, ours = pair(32, 5, root_weight=False)
+    pyg, ours = pyg.cuda(), ours.cuda()
+    x, edge_index = graph(400)
+    x = x.cuda()
+    adj = sparse_adjacency(edge_index.cuda(), x.size(0))
+    expected, got = pyg(x, adj), ours(x, adj)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    expected.square().sum().backward()
+    got.square().sum().backward()
+    for (name, a), b in zip(pyg.named_parameters(), ours.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-4, rtol=1e-4, msg=name)

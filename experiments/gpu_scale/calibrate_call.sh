@@ -20,6 +20,7 @@ one() {  # NAME OVERRIDES...: one run, its log in OUT_DIR
   timeout ${RUN_TIMEOUT:-280} python3 -m g2m.train dataset=synthetic-products-calibrated \
     "${size[@]}" "$@" trainer=gpu trainer.enable_progress_bar=false logger=none store=false \
     hydra.run.dir=$runs/$name > $out/$name.log 2>&1 || echo "$name failed (exit $?)" >&2
+  mkdir -p $out/$name && cp $runs/$name/metrics.json $runs/$name/timings.json $out/$name/ 2>/dev/null
 }
 for signal in $signals; do
   for homophily in $homophilies; do
