@@ -16,6 +16,15 @@ class ConfigError(G2MError, ValueError):
     """A config value or override is invalid."""
 
 
+def check_integer(key: str, value: object, low: int) -> int:
+    """``value`` as an int if it is a whole number >= ``low`` (not a bool); else a
+    :class:`ConfigError` naming ``key``."""
+    whole = not isinstance(value, bool) and isinstance(value, int | float) and int(value) == value
+    if not whole or value < low:
+        raise ConfigError(f"{key} must be an integer >= {low}, got {value!r}.")
+    return int(value)
+
+
 class DataError(G2MError, ValueError):
     """A dataset is missing, unreadable, inconsistent or cannot be split as asked."""
 

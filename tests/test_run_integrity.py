@@ -165,7 +165,7 @@ def test_a_codebook_of_another_similarity_is_refused(sage_run, tmp_path):
 def test_a_student_file_is_not_taken_for_a_teacher(sage_run, tmp_path):
     cache, run_dir = sage_run
     other = tiny_overrides(cache, f"teacher.artifact={run_dir / 'student.pt'}")
-    with pytest.raises(ArtifactError, match=r"is not a g2m teacher artifact.*\(version 1\)"):
+    with pytest.raises(ArtifactError, match=r"is not a g2m teacher artifact.*\(version 2\)"):
         pipeline.run(compose_config(other), tmp_path / "b")
 
 
@@ -486,3 +486,19 @@ def test_a_disk_that_fills_during_a_run_stops_it_in_one_line_and_it_resumes(
     assert not list(run_dir.rglob("*.tmp"))
     monkeypatch.setattr("g2m.io.os.replace", real_replace)  # space freed
     assert pipeline.run(cfg, run_dir) == pipeline.run(cfg, tmp_path / "uninterrupted")
+
+
+def test_a_teacher_artifact_keeps_its_weights_and_an_older_one_still_loads(sage_run, tmp_path):
+    """Version 2 stores the teacher's weights (KRD's reliability stage runs it again); a
+    version-1 file, without them, is still a teacher artifact for every other run."""
+    from g2m.run.artifacts import TeacherArtifact
+
+    _, run_dir = sage_run
+    artifact = TeacherArtifact.load(run_dir / "teacher.pt")
+    assert artifact.model_state and all(k.startswith("gnn.") for k in artifact.model_state)
+    old = torch.load(run_dir / "teacher.pt", weights_only=True)
+    old["version"] = 1
+    del old["model_state"]
+    torch.save(old, tmp_path / "v1.pt")
+    loaded = TeacherArtifact.load(tmp_path / "v1.pt")
+    assert loaded.model_state is None and torch.equal(loaded.logits, artifact.logits)

@@ -13,18 +13,17 @@ its soft labels (the released code's arrangement, where the VQ tokenizer is the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from g2m.data.splits import NodeSplit
 from g2m.errors import ConfigError
-from g2m.io import atomic_torch_save
 from g2m.models.similarity import SIMILARITIES
-from g2m.run.artifacts import read_artifact_state, refuse_mismatch
+from g2m.run.artifacts import NodeTableArtifact
 from g2m.run.extra import DistillationTargets, ExtraStage, StageContext
 from g2m.run.settings import StageSchedule
 
@@ -40,7 +39,7 @@ CODEBOOK_ARTIFACT_VERSION = 1
 
 
 @dataclass
-class CodebookArtifact:
+class CodebookArtifact(NodeTableArtifact):
     """What VQGraph's student stage needs from the codebook stage, reusable across runs.
 
     Attributes:
@@ -71,33 +70,16 @@ class CodebookArtifact:
     logits: Tensor | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    kind: ClassVar[str] = "codebook"
+    version: ClassVar[int] = CODEBOOK_ARTIFACT_VERSION
+    tensors: ClassVar[tuple[str, ...]] = ("embedding", "codebook", "codes", "logits")
+
     def assignments(self, temperature: float, nodes: Tensor | None = None) -> Tensor:
         """``[N, K]`` (or ``[len(nodes), K]``) soft assignments; rows sum to 1."""
         from g2m.models.similarity import soft_assignment
 
         embedding = self.embedding if nodes is None else self.embedding[nodes]
         return soft_assignment(embedding, self.codebook, temperature, self.similarity)
-
-    def save(self, path: Path) -> Path:
-        state = {k: v for k, v in asdict(self).items() if k != "split"}
-        state |= {
-            "split": self.split.to_dict(),
-            "version": CODEBOOK_ARTIFACT_VERSION,
-            "kind": "codebook",
-        }
-        state |= {k: getattr(self, k).cpu() for k in ("codebook", "embedding", "codes")}
-        if self.logits is not None:
-            state["logits"] = self.logits.cpu()
-        return atomic_torch_save(state, path)
-
-    @classmethod
-    def load(cls, path: Path) -> CodebookArtifact:
-        state = read_artifact_state(path, "codebook", CODEBOOK_ARTIFACT_VERSION, tagged=True)
-        return cls(**state)
-
-    def check_compatible(self, dataset: str, num_features: int, split: NodeSplit) -> None:
-        """Refuse a codebook made for another dataset, feature dimension or split."""
-        refuse_mismatch("codebook", self, self.embedding.size(0), dataset, num_features, split)
 
 
 class CodebookStage(ExtraStage):

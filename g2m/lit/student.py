@@ -19,7 +19,13 @@ Objectives that declare ``needs_mixed_inputs`` (mixup) also get the student's ou
 mixed features of the batch, from a second forward pass; the objective draws the mixing
 (:meth:`~g2m.losses.base.DistillationObjective.draw_mixing`) from the system's own CPU
 generator ``mixup``, seeded from ``seed`` and kept in every checkpoint, so a run is seeded
-and resumes with the same draws. Other objectives take none of these steps.
+and resumes with the same draws. Objectives that declare ``perturbs_inputs`` (NOSMOG) also
+get the student's outputs at the inputs their
+:meth:`~g2m.losses.base.DistillationObjective.perturb` returns, and those that declare
+``needs_generator`` (KRD) a generator on the batch's device (``objective``, seeded from
+``seed`` and kept in checkpoints). Other objectives take none of these steps. After every
+training epoch the objective's ``end_epoch`` runs (state it keeps across steps lives in its
+buffers, so checkpoints carry it).
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ CPU = torch.device("cpu")
 # the mixing generator's seed is the run's plus this, so that its stream is not the
 # shuffling generator's (seeded with the run's seed itself)
 MIXUP_SEED_OFFSET = 7919
+# and the objective's own generator (needs_generator, perturbs_inputs) is seeded with this
+OBJECTIVE_SEED_OFFSET = 104729
 
 
 class StudentSystem(ResumableRNG, pl.LightningModule):
@@ -210,6 +218,8 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             and self.trainer.world_size == 1
             and not self.objective.needs_edges
             and not self.objective.needs_mixed_inputs  # its draws are made on the host
+            and not self.objective.perturbs_inputs  # gradients w.r.t. inputs in the step
+            and not self.objective.needs_generator
             and self.batch_size is not None
         )
         if usable:
@@ -233,7 +243,7 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
         """The objective's total loss and its terms for the batch of node ids ``idx``."""
         n = self.nodes
         size = idx.numel()
-        edge_fields = {}
+        edge_fields: dict[str, Tensor] = {}
         if self.edges is not None:
             position, neighbour = self.edges.gather(idx)
             nodes = torch.cat([idx, neighbour])
@@ -244,10 +254,12 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
                 "edge_position": position,
                 "neighbour_student_logits": neighbour_logits,
                 "neighbour_teacher_logits": n["teacher_logits"][neighbour],
+                "neighbour_nodes": neighbour,
             }
         else:
             logits, embedding = self._student_outputs(idx)
         mixed_fields = self._mixed_outputs(idx) if self.objective.needs_mixed_inputs else {}
+        extra = self._objective_fields(idx)
         batch = DistillationBatch(
             student_logits=logits,
             teacher_logits=n["teacher_logits"][idx] if "teacher_logits" in n else None,
@@ -257,9 +269,24 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             teacher_embedding=n["teacher_embedding"][idx] if embedding is not None else None,
             **edge_fields,
             **mixed_fields,
+            **extra,
         )
+        if self.objective.perturbs_inputs:
+            perturbed = self.objective.perturb(n["x"][idx], self.model, batch)
+            batch.perturbed_student_logits = self.model(perturbed)
         terms = self.objective(batch)
         return self.objective.combine(terms), terms
+
+    def _objective_fields(self, idx: Tensor) -> dict:
+        """The batch's node ids, and the objective's generator where it needs one."""
+        fields: dict = {"nodes": idx}
+        objective = self.objective
+        if not (objective.needs_generator or objective.perturbs_inputs):
+            return fields
+        device = self.nodes["x"].device
+        generator = self.stage_generator("objective", self.seed + OBJECTIVE_SEED_OFFSET, device)
+        fields["generator"] = generator
+        return fields
 
     def _mixed_outputs(self, idx: Tensor) -> dict[str, Tensor]:
         """The student at :math:`\\lambda x_b + (1-\\lambda) x_{\\pi(b)}` for the batch ``idx``,
@@ -275,6 +302,9 @@ class StudentSystem(ResumableRNG, pl.LightningModule):
             "mix_index": index,
             "mix_weight": weight,
         }
+
+    def on_train_epoch_end(self) -> None:
+        self.objective.end_epoch()
 
     def _accumulate(self, values: dict[str, Tensor], idx: Tensor, count: bool = True) -> None:
         """Add the batch's terms, weighted by its size, to the epoch's sums on the device (in

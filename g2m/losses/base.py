@@ -26,11 +26,23 @@ Two more declarations, both off by default (and then nothing of them runs):
   :math:`\\lambda x_i + (1-\\lambda) x_{\\pi(i)}`, with :math:`(\\pi, \\lambda)` drawn by
   :meth:`DistillationObjective.draw_mixing` from a generator the training system owns (seeded,
   saved in checkpoints), and hands the objective those logits (mixup distillation).
+- ``perturbs_inputs``: each training step the objective also gets the student's outputs at
+  inputs it perturbed itself, :meth:`DistillationObjective.perturb`, given the student as a
+  function of its inputs (NOSMOG's adversarial feature augmentation: projected gradient
+  ascent on the inputs).
+- ``needs_generator``: the batch carries a seeded generator on the batch's device, owned by
+  the training system and kept in its checkpoints (KRD's sampling of neighbours).
+
+Three hooks, no-ops here: :meth:`DistillationObjective.attach_student` (once, with the
+freshly built student, after the run is seeded: build parts that depend on its widths),
+:meth:`DistillationObjective.end_epoch` (after every training epoch: update state kept
+across steps, in buffers so that checkpoints carry it) and
+:meth:`DistillationObjective.perturb`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -64,6 +76,13 @@ class DistillationBatch:
         mix_index: ``[B]`` the partner row :math:`\\pi(b)` within the batch, if
             ``needs_mixed_inputs``.
         mix_weight: ``[]`` the mixing coefficient :math:`\\lambda`, if ``needs_mixed_inputs``.
+        nodes: ``[B]`` the batch's global node ids.
+        neighbour_nodes: ``[E_b]`` the global id of each edge's other end ``j``, if
+            ``needs_edges``.
+        perturbed_student_logits: ``[B, C]`` student outputs at the inputs
+            :meth:`DistillationObjective.perturb` returned (with gradient), if
+            ``perturbs_inputs``.
+        generator: a seeded generator on the batch's device, if ``needs_generator``.
     """
 
     student_logits: Tensor
@@ -78,6 +97,10 @@ class DistillationBatch:
     mixed_student_logits: Tensor | None = None
     mix_index: Tensor | None = None
     mix_weight: Tensor | None = None
+    nodes: Tensor | None = None
+    neighbour_nodes: Tensor | None = None
+    perturbed_student_logits: Tensor | None = None
+    generator: torch.Generator | None = None
 
 
 class DistillationObjective(nn.Module):
@@ -96,6 +119,8 @@ class DistillationObjective(nn.Module):
     needs_teacher: ClassVar[bool] = True  # False: the run trains no teacher (labels only)
     prepares_targets: ClassVar[bool] = False  # True: prepare_targets runs once before training
     needs_mixed_inputs: ClassVar[bool] = False  # True: one more forward on mixed features
+    perturbs_inputs: ClassVar[bool] = False  # True: one more forward on perturbed inputs
+    needs_generator: ClassVar[bool] = False  # True: the batch carries a seeded generator
 
     def __init__(self, label_weight: float, weights: Mapping[str, float]):
         super().__init__()
@@ -126,6 +151,22 @@ class DistillationObjective(nn.Module):
         """``(index [size], weight [])``: the partner of each batch row and the coefficient
         :math:`\\lambda`, drawn from ``generator`` (CPU); used when ``needs_mixed_inputs``."""
         raise NotImplementedError(f"objective '{self.name}' mixes no inputs.")
+
+    def perturb(
+        self, inputs: Tensor, student: Callable[[Tensor], Tensor], batch: DistillationBatch
+    ) -> Tensor:
+        """``[B, F]`` perturbed copies of the batch's ``inputs`` (no gradient), given the
+        ``student`` (inputs to logits; its parameters must collect no gradient here) and the
+        batch (its targets; ``batch.generator`` set); used when ``perturbs_inputs``, which
+        implies ``needs_generator``."""
+        raise NotImplementedError(f"objective '{self.name}' perturbs no inputs.")
+
+    def attach_student(self, student: nn.Module) -> None:
+        """Called once before training with the freshly built student (widths known, the
+        run seeded): build trainable parts here; they train with the student, never ship."""
+
+    def end_epoch(self) -> None:
+        """Called after every training epoch (state the objective keeps across steps)."""
 
     def forward(self, batch: DistillationBatch) -> dict[str, Tensor]:
         """All terms, unweighted: ``ce`` plus the distillation terms."""

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 from torch_geometric.nn.models import LabelPropagation
 
-from g2m.errors import ConfigError
+from g2m.errors import ConfigError, check_integer
 from g2m.losses.base import DistillationBatch, DistillationObjective, check_temperature, softened_kl
 
 
@@ -81,8 +81,7 @@ class PropagatedDistillation(DistillationObjective):
     ):
         super().__init__(label_weight, weights if weights is not None else {"kd": 1.0})
         self.temperature = check_temperature(temperature)
-        if isinstance(num_layers, bool) or int(num_layers) != num_layers or num_layers < 0:
-            raise ConfigError(f"loss.num_layers (k) must be an integer >= 0, got {num_layers}.")
+        check_integer("loss.num_layers (k)", num_layers, 0)
         if not 0.0 <= float(alpha) < 1.0:
             raise ConfigError(f"loss.alpha (gamma) must be in [0, 1), got {alpha}.")
         self.num_layers, self.alpha = int(num_layers), float(alpha)

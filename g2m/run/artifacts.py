@@ -3,16 +3,17 @@
 Written atomically (:mod:`g2m.io`). The teacher artifact holds what distillation needs from
 the teacher, computed once at the best-validation checkpoint: logits ``[N, C]`` and
 last-hidden embeddings ``[N, D]`` from the *observed* graph (rows of held-out inductive nodes
-are NaN, so they cannot leak into a loss), the split it was trained on, and enough metadata
-to refuse a mismatched reuse.
+are NaN, so they cannot leak into a loss), the teacher's weights at that checkpoint (for
+stages that run the teacher again, such as KRD's reliability), the split it was trained on,
+and enough metadata to refuse a mismatched reuse.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -23,16 +24,22 @@ from g2m.run.rundir import choices_first, flatten
 
 log = logging.getLogger("g2m")
 
-TEACHER_ARTIFACT_VERSION = 1
+# 2 added the teacher's weights (model_state); a version-1 file still loads, without them
+TEACHER_ARTIFACT_VERSION = 2
+READABLE_TEACHER_VERSIONS = (1, 2)
 
 
-def read_artifact_state(path: Path, kind: str, version: int, tagged: bool = False) -> dict:
+def read_artifact_state(
+    path: Path, kind: str, version: int, tagged: bool = False, readable: tuple[int, ...] = ()
+) -> dict:
     """The saved state of a ``kind`` artifact, its split rebuilt; refuses anything else.
 
-    ``tagged`` artifacts also store ``kind`` (the teacher artifact predates that key).
+    ``tagged`` artifacts also store ``kind`` (the teacher artifact predates that key);
+    ``readable`` lists older versions that still load (default: ``version`` only).
     """
     state = read_torch_dict(path, f"g2m {kind} artifact")
-    foreign = state.get("version") != version or (tagged and state.get("kind") != kind)
+    versions = readable or (version,)
+    foreign = state.get("version") not in versions or (tagged and state.get("kind") != kind)
     if foreign or "split" not in state or (not tagged and "logits" not in state):
         what = f" (it is a g2m {state['kind']} file)" if isinstance(state.get("kind"), str) else ""
         raise ArtifactError(
@@ -65,6 +72,35 @@ def refuse_mismatch(
         )
 
 
+class NodeTableArtifact:
+    """Mixin of a stage's artifact dataclass that holds tensors with a row per node: saved
+    as a plain dict (its ``kind`` and ``version`` tagged, tensors on the CPU, the split as a
+    dict), loaded back and checked on reuse against the run's dataset, features and split
+    (the first of ``tensors`` gives the node count). The dataclass has ``split``,
+    ``dataset`` and ``num_features`` fields."""
+
+    kind: ClassVar[str]
+    version: ClassVar[int]
+    tensors: ClassVar[tuple[str, ...]]
+
+    def save(self, path: Path) -> Path:
+        state = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "split"}
+        state |= {"split": self.split.to_dict(), "version": self.version, "kind": self.kind}
+        for name in self.tensors:
+            if getattr(self, name) is not None:
+                state[name] = getattr(self, name).cpu()
+        return atomic_torch_save(state, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Any:
+        return cls(**read_artifact_state(path, cls.kind, cls.version, tagged=True))
+
+    def check_compatible(self, dataset: str, num_features: int, split: NodeSplit) -> None:
+        """Refuse an artifact made for another dataset, feature dimension or split."""
+        rows = getattr(self, self.tensors[0]).size(0)
+        refuse_mismatch(self.kind, self, rows, dataset, num_features, split)
+
+
 @dataclass
 class TeacherArtifact:
     """Stored teacher targets (see module docstring)."""
@@ -78,20 +114,24 @@ class TeacherArtifact:
     metrics: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    model_state: dict[str, Tensor] | None = None  # the teacher's state_dict (None: version 1)
 
     def save(self, path: Path) -> Path:
-        state = {k: v for k, v in asdict(self).items() if k != "split"}
+        state = {k: v for k, v in asdict(self).items() if k not in ("split", "model_state")}
         state |= {
             "split": self.split.to_dict(),
             "version": TEACHER_ARTIFACT_VERSION,
             "logits": self.logits.cpu(),
             "embedding": self.embedding.cpu(),
         }
+        if self.model_state is not None:
+            state["model_state"] = {k: v.detach().cpu() for k, v in self.model_state.items()}
         return atomic_torch_save(state, path)
 
     @classmethod
     def load(cls, path: Path) -> TeacherArtifact:
-        return cls(**read_artifact_state(path, "teacher", TEACHER_ARTIFACT_VERSION))
+        version, readable = TEACHER_ARTIFACT_VERSION, READABLE_TEACHER_VERSIONS
+        return cls(**read_artifact_state(path, "teacher", version, readable=readable))
 
     def check_compatible(self, dataset: str, num_features: int, split: NodeSplit) -> None:
         """Refuse targets from another dataset, feature dimension or split (seed/setting)."""

@@ -309,8 +309,14 @@ class RunModels:
         gnn = self._gnn(in_channels=self.num_features, out_channels=self.num_classes)
         return GNNTeacher(gnn, self_loops=self.plan.teacher.self_loops)
 
-    def student(self) -> MLPStudent:
-        return self.plan.student.model(in_channels=self.num_features, out_channels=self.num_classes)
+    def student(self, extra_inputs: int = 0) -> MLPStudent:
+        """A fresh student MLP over the node features and ``extra_inputs`` more columns."""
+        width = self.num_features + extra_inputs
+        return self.plan.student.model(in_channels=width, out_channels=self.num_classes)
+
+    def distilled_student(self) -> MLPStudent:
+        """The student the student stage trains: its input widened by every stage's columns."""
+        return self.student(sum(stage.input_channels for stage in self.plan.stages))
 
     def build_stage(self, stage: ExtraStage) -> None:
         try:
@@ -325,7 +331,7 @@ class RunModels:
             if factory is not None:
                 refuse_huge_widths(factory, self.num_features)
         with torch.random.fork_rng(devices=[]):
-            self.student()  # torch alone: a wrong student fails before PyG is imported
+            self.distilled_student()  # torch alone: fails before PyG is imported
             # an ensemble of trained teachers has no GNN to build
             teacher = None if self.plan.teacher.model is None else self.teacher()
             for stage in self.plan.stages:
@@ -340,6 +346,8 @@ class RunModels:
         from torch_geometric.nn.models.basic_gnn import BasicGNN
 
         names = self.plan.names
+        if stage.teacher_gnn == "none":
+            return
         if teacher is None:
             raise ConfigError(
                 f"loss={names.loss} builds its {stage.name} stage from the teacher's GNN, and "
@@ -347,7 +355,7 @@ class RunModels:
                 "(teacher=sage, ...) for this loss."
             )
         gnn = teacher.gnn
-        if not isinstance(gnn, BasicGNN):
+        if stage.teacher_gnn == "basic" and not isinstance(gnn, BasicGNN):
             raise ConfigError(
                 f"loss={names.loss} builds its {stage.name} stage from the teacher's GNN class, "
                 f"which must be a PyG BasicGNN (teacher=sage, sage-root, gcn or gat); "

@@ -8,6 +8,11 @@ trains it after the teacher (or reuses its stored artifact), and lets it hand it
 to the student stage through :meth:`ExtraStage.hand_over`. Adding an objective with a stage
 of its own therefore touches no generic module: one objective file, one stage file beside
 its Lightning module, their YAMLs.
+
+A stage may also widen the student's input (NOSMOG's position features): it declares how
+many columns it adds (``input_channels``), and its ``hand_over`` returns them as
+``targets.inputs`` with a description for the shipped artifact (``targets.input_spec``); the
+student is then built for, trained on and shipped for ``[x, inputs]``.
 """
 
 from __future__ import annotations
@@ -52,11 +57,17 @@ class DistillationTargets:
             objective needs no teacher.
         embedding: ``[N, D]`` representation targets, or None.
         source: whose logits they are (``teacher``, or the stage that replaced them).
+        inputs: ``[N, P]`` columns the student takes after the node features (a stage's
+            position features), or None: the node features alone.
+        input_spec: what those columns are, recorded in the shipped ``student.pt`` (its
+            ``input`` block) so that whoever serves the student knows to supply them.
     """
 
     logits: Tensor | None
     embedding: Tensor | None
     source: str = "teacher"
+    inputs: Tensor | None = None
+    input_spec: dict[str, Any] | None = None
 
     def replace(self, **changes: Any) -> DistillationTargets:
         return replace(self, **changes)
@@ -96,6 +107,10 @@ class ExtraStage:
 
     name: ClassVar[str] = ""
     artifact: str | None = None
+    # what the stage needs of the teacher's GNN: "basic" (a PyG BasicGNN to copy: VQGraph's
+    # tokenizer), "any" (a trained teacher model of any kind), "none"
+    teacher_gnn: ClassVar[str] = "basic"
+    input_channels: int = 0  # columns the stage adds to the student's input
 
     def build(
         self,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch_geometric.data import Data
+from torch import Tensor
 
 from g2m import __version__
 from g2m.bench.timing import median_ms
@@ -99,7 +99,7 @@ def peak_gpu_memory(device: torch.device) -> dict[str, float]:
 
 def run_timings(
     plan: RunPlan,
-    graph: Data,
+    inputs: Tensor,
     teacher: TeacherArtifact | None,
     artifacts: dict[str, StageArtifact],
     student: MLPStudent,
@@ -110,11 +110,12 @@ def run_timings(
     student inference over every node (median of 5, on the device the run trained on). The
     student runs as it would be served: :class:`g2m.serve.inference.StudentInference` with
     its automatic back-end (the fused bf16 kernel on a GPU where it applies, the fp32 module
-    on the CPU), named in ``student_inference_backend``."""
+    on the CPU), named in ``student_inference_backend``; ``inputs`` are the ``[N, F]`` inputs
+    the student takes (the node features, and a stage's columns after them)."""
     from g2m.serve.inference import StudentInference
 
     device = run_device(plan.trainer.kwargs)
-    engine, x = StudentInference(student, device), graph.x.to(device)
+    engine, x = StudentInference(student, device), inputs.to(device)
     stages: dict[str, Any] = {}
     teacher_timings = teacher.timings if teacher is not None else {}
     for name, artifact in artifacts.items():

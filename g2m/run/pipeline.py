@@ -58,7 +58,7 @@ from g2m.run.outputs import (
 from g2m.run.plan import RunPlan
 from g2m.run.rundir import check_run_dir, clear, locked_run_dir
 from g2m.run.store import artifact_key, link_into, tensor_digest
-from g2m.run.student_stage import train_student
+from g2m.run.student_stage import student_inputs, train_student
 from g2m.run.summary import format_summary
 from g2m.run.teacher_stage import train_teacher
 from g2m.serve.artifact import save_student
@@ -282,11 +282,19 @@ def finish(
     provenance = student_provenance(plan, metrics)
     classes = state.graph.classes
     names = state.graph.class_names
-    save_student(student, run_dir / "student.pt", provenance, classes=classes, class_names=names)
+    save_student(
+        student,
+        run_dir / "student.pt",
+        provenance,
+        classes=classes,
+        class_names=names,
+        input_spec=targets.input_spec,
+    )
     log_student_artifact(state.loggers.shared, run_dir / "student.pt", provenance)
     clock.lap("student_artifact")
+    inputs = student_inputs(state.graph.data.x, targets)
     timings = run_timings(
-        plan, state.graph.data, state.teacher, state.artifacts, student, result, clock.started
+        plan, inputs, state.teacher, state.artifacts, student, result, clock.started
     )
     clock.lap("inference_timing")
     timings["phase_seconds"] = clock.seconds
@@ -448,13 +456,14 @@ def distil(
 ) -> tuple[Any, Any, DistillationTargets]:
     """The student stage: a fresh student, the targets every extra stage handed over."""
     plan, teacher = state.plan, state.teacher
-    student = state.models.student()
+    student = state.models.distilled_student()
     if teacher is None:
         targets = DistillationTargets(None, None, source="none")
     else:
         targets = DistillationTargets(teacher.logits, teacher.embedding)
     for stage in plan.stages:
         targets = stage.hand_over(state.artifacts[stage.name], targets, plan.objective, student)
+    plan.objective.attach_student(student)
     student, result = train_student(
         student,
         plan.objective,

@@ -32,6 +32,14 @@ def observed_edges(graph: Data, split: NodeSplit) -> torch.Tensor:
     return split.observed[observed_subgraph(graph, split).edge_index]
 
 
+def student_inputs(x: torch.Tensor, targets: DistillationTargets) -> torch.Tensor:
+    """``[N, F + P]``: the node features and, after them, the columns an extra stage added
+    (``targets.inputs``, e.g. NOSMOG's positions); the features alone when there are none."""
+    if targets.inputs is None:
+        return x
+    return torch.cat([x, targets.inputs.to(device=x.device, dtype=x.dtype)], dim=1)
+
+
 def prepared_logits(
     objective: DistillationObjective, logits: torch.Tensor | None, graph: Data, split: NodeSplit
 ) -> torch.Tensor | None:
@@ -61,7 +69,7 @@ def train_student(
     system = StudentSystem(
         model,
         objective,
-        graph.x,
+        student_inputs(graph.x, targets),
         graph.y,
         prepared_logits(objective, targets.logits, graph, split),
         targets.embedding,

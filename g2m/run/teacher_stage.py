@@ -3,8 +3,8 @@
 :func:`train_teacher` fits a :class:`~g2m.lit.teacher.TeacherSystem` (selection on
 validation accuracy, test once at the best checkpoint) and returns a
 :class:`~g2m.run.artifacts.TeacherArtifact`: the eval-mode logits and last-hidden embeddings
-of every observed node from one full-graph pass, the split, and the stage's metrics and
-timings (its full-graph inference time included).
+of every observed node from one full-graph pass, its weights, the split, and the stage's
+metrics and timings (its full-graph inference time included).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def train_teacher(
     full_embedding = torch.full((split.num_nodes, embedding.size(1)), float("nan"))
     full_logits[split.observed], full_embedding[split.observed] = logits.cpu(), embedding.cpu()
     model.cpu()
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return TeacherArtifact(
         full_logits,
         full_embedding,
@@ -63,4 +64,5 @@ def train_teacher(
             "inference_device": observed.x.device.type,
             **result.rates(),
         },
+        model_state=weights,
     )

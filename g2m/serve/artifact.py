@@ -25,8 +25,13 @@ def save_student(
     provenance: dict[str, Any],
     classes: list[str] | None = None,
     class_names: list[str] | None = None,
+    input_spec: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` as a self-describing artifact (atomic).
+
+    ``input_spec`` describes columns the student takes after the node features (a stage's
+    position features: ``{"positions": {"channels": P, ...}}``); the ``input`` block then
+    also records ``node_features`` (F), and ``num_features`` is F + P.
 
     ``classes[c]`` is the dataset's own label of the class that output ``c`` predicts
     (default ``"0"..."C-1"``; a dataset whose labels were remapped keeps its ids here);
@@ -42,12 +47,21 @@ def save_student(
         "version": STUDENT_FORMAT_VERSION,
         "model_args": dict(model.init_args),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "input": {"num_features": model.init_args["in_channels"], "preprocessing": "none"},
+        "input": student_input(model.init_args["in_channels"], input_spec),
         "classes": [str(c) for c in classes],
         "class_names": list(class_names) if class_names is not None else None,
         "provenance": provenance,
     }
     return atomic_torch_save(state, path)
+
+
+def student_input(num_features: int, input_spec: dict[str, Any] | None) -> dict[str, Any]:
+    """The artifact's ``input`` block: the width the MLP takes and what its columns are."""
+    block: dict[str, Any] = {"num_features": num_features, "preprocessing": "none"}
+    if input_spec:
+        extra = sum(int(part["channels"]) for part in input_spec.values())
+        block |= {"node_features": num_features - extra, **input_spec}
+    return block
 
 
 def load_student(path: Path) -> tuple[MLPStudent, dict[str, Any]]:
