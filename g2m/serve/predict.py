@@ -9,6 +9,12 @@ dataset names its classes. The file is written whole or not at all (a temporary 
 it, renamed into place); an ``--out`` that cannot be written is refused before any work.
 Torch and NumPy only; ``--device cuda`` runs the student through
 :class:`g2m.serve.inference.StudentInference` (the fused bf16 kernel where Triton is present).
+
+A student trained with position features (``loss=nosmog``: its artifact's ``input`` block
+has a ``positions`` entry) takes them after the features: ``--positions FILE``, one row per
+node in the features' order, in the same formats. The run directory's ``positions.pt``
+holds them for the training graph's nodes; a new node's are the mean of its neighbours'
+there (``python -m g2m.serve.positions``), so a new node then needs its edges.
 """
 
 from __future__ import annotations
@@ -122,6 +128,51 @@ def predict(
     return torch.cat([model(c.to(device)).float().softmax(-1).cpu() for c in chunks])
 
 
+def with_positions(
+    features: Tensor, positions_path: Path | None, inputs: dict, features_path: Path
+) -> Tensor:
+    """``[N, F + P]``: the features and, where the student takes them (``inputs``: the
+    artifact's ``input`` block), the positions read from ``positions_path``, checked."""
+    spec = inputs.get("positions")
+    if spec is None:
+        if positions_path is not None:
+            raise DataError(
+                f"--positions {positions_path} was given, but this student takes no position "
+                "features (only a loss=nosmog student does): leave --positions out."
+            )
+        return features
+    channels, node_features = int(spec["channels"]), int(inputs["node_features"])
+    if positions_path is None:
+        raise DataError(
+            f"this student takes {channels} position features after its {node_features} node "
+            f"features ({spec.get('method', 'positions')}, loss=nosmog): pass --positions FILE "
+            "([nodes, positions], the rows of the features' nodes; the run directory's "
+            "positions.pt for the training graph's nodes; new nodes: python -m "
+            "g2m.serve.positions)."
+        )
+    if features.size(1) != node_features:
+        raise DataError(
+            f"{features_path}: {features.size(1)} feature columns, but this student takes "
+            f"{node_features} node features (and {channels} positions from --positions)."
+        )
+    positions = read_positions(positions_path)
+    if positions.shape != (features.size(0), channels):
+        raise DataError(
+            f"--positions {positions_path}: shape {tuple(positions.shape)}, expected "
+            f"({features.size(0)}, {channels}): one row of {channels} per node of {features_path}."
+        )
+    return torch.cat([features, positions], dim=1)
+
+
+def read_positions(path: Path) -> Tensor:
+    """``[N, P]`` positions from a features-like file, or a run's ``positions.pt`` artifact."""
+    if Path(path).suffix == ".pt" and Path(path).is_file():
+        state = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code
+        if isinstance(state, dict) and state.get("kind") == "positions":
+            return state["positions"].float()
+    return read_features(path)
+
+
 def write_predictions(
     probs: Tensor,
     path: Path,
@@ -151,6 +202,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m g2m.serve.predict", description=__doc__)
     parser.add_argument("artifact", type=Path, help="student.pt (or a run directory)")
     parser.add_argument("features", type=Path, help="features: .npy, .pt or .csv")
+    parser.add_argument(
+        "--positions",
+        type=Path,
+        help="a loss=nosmog student's position features: .npy, .pt or .csv, one row per node",
+    )
     parser.add_argument("--out", type=Path, default=Path("predictions.csv"))
     parser.add_argument(
         "--device", default="cpu", choices=["cpu", "cuda"], help="where the student runs"
@@ -166,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
 
         model = StudentInference(model, "cuda")
     features = read_features(args.features)
+    features = with_positions(features, args.positions, meta["input"], args.features)
     probs = predict(model, features, meta["input"]["num_features"], device=args.device)
     write_predictions(probs, args.out, meta.get("classes"), meta.get("class_names"))
     print(f"{probs.size(0)} predictions written to {args.out}")
