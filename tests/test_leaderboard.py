@@ -152,3 +152,51 @@ def test_another_student_is_its_own_method_and_report_groups_by_student(tmp_path
     assert entry(entries, "glnn (mlpw4)").delta[0] == pytest.approx(1.25)
     assert default_by(runs) == ["dataset", "teacher", "student", "loss", "setting"]
     assert "student" not in default_by(runs[:1])
+
+
+PUBLISHED = """
+glnn:
+  selection: validation - the authors' code keeps the best validation epoch
+  transductive: {cora: 80.5}
+pld:
+  selection: test - keeps the best test epoch
+  transductive: {cora: 83.0, citeseer: 70.0}
+  reference:
+    transductive: {cora: 80.0}
+"""
+
+
+def test_published_numbers_sit_beside_their_rows_with_the_claimed_gain(tmp_path):
+    from g2m.report.leaderboard import read_published
+
+    for seed, (a, b) in enumerate(zip(GLNN, OTHER, strict=True)):
+        write_run(tmp_path / "runs", "glnn", seed, a)
+        write_run(tmp_path / "runs", "pld", seed, b)
+    (tmp_path / "published.yaml").write_text(PUBLISHED)
+    published = read_published(tmp_path / "published.yaml", "glnn")
+    assert published[("pld", "transductive", "cora")].claimed_gain == pytest.approx(3.0)
+    assert published[("pld", "transductive", "cora")].on_test
+    assert published[("pld", "transductive", "citeseer")].claimed_gain is None
+    assert published[("glnn", "transductive", "cora")].claimed_gain is None  # no self-gain
+    entries = leaderboard(load_runs([tmp_path / "runs"]), "glnn", published=published,
+                          warn=pytest.fail)  # fmt: skip
+    table = to_markdown(entries, "glnn")
+    assert "| 83.00 (+3.00) † |" in table and "| 80.50 |" in table
+    assert entry(entries, "pld").published.value == 83.0
+    # the figure draws the claim beside the measured difference
+    from g2m.report.plots import plot_paired
+
+    plot_paired(entries, "glnn", tmp_path / "paired.png")
+    assert (tmp_path / "paired.png").stat().st_size > 1000
+
+
+def test_an_unreadable_published_file_is_one_config_error(tmp_path):
+    from g2m.report.leaderboard import read_published
+
+    (tmp_path / "bad.yaml").write_text("glnn: [1, 2")
+    with pytest.raises(ConfigError, match="--published") as err:
+        read_published(tmp_path / "bad.yaml", "glnn")
+    assert "\n" not in str(err.value)
+    (tmp_path / "flat.yaml").write_text("glnn: 3")
+    with pytest.raises(ConfigError, match="block"):
+        read_published(tmp_path / "flat.yaml", "glnn")

@@ -29,6 +29,12 @@ it pairs on the seed alone.
 **Seeds.** Only the report seeds count (``--seeds``, default 0-9). Runs on other seeds, in
 particular the tuning seeds 100-104 that chose each method's settings, are dropped with one
 warning: reporting on them would let the tuning see the table.
+
+**Published numbers** (``--published FILE``, e.g. ``experiments/leaderboard/published.yaml``):
+a method's number as its paper reports it sits beside its row, marked † where that paper
+selected its checkpoint on test accuracy, and the gain it claims over the reference (its
+number minus the reference's number *in the same paper's table*, where the file gives one) is
+drawn as a cross beside the measured difference.
 """
 
 from __future__ import annotations
@@ -46,7 +52,15 @@ from g2m.errors import ConfigError
 from g2m.io import check_output, write_output
 from g2m.report.runs import load_runs, warn_stderr
 
-__all__ = ["Entry", "leaderboard", "main", "parse_seeds", "to_markdown"]
+__all__ = [
+    "Entry",
+    "Published",
+    "leaderboard",
+    "main",
+    "parse_seeds",
+    "read_published",
+    "to_markdown",
+]
 
 TEACHER_FIELDS = ("name", "val_acc", "test_acc", "best_epoch")
 
@@ -72,10 +86,49 @@ class Entry:
     better: int = 0
     worse: int = 0
     seeds: list[int] = field(default_factory=list)
+    published: Published | None = None
 
     @property
     def beyond_noise(self) -> bool:
         return self.delta is not None and abs(self.delta[0]) > 2 * self.delta[1]
+
+
+@dataclass(frozen=True)
+class Published:
+    """A paper's number for a method on a dataset × setting (%), whether that paper picked
+    its checkpoint on test accuracy, and the gain it claims over the reference (its number
+    minus the reference's in the same table; None where the file gives no such number)."""
+
+    value: float
+    on_test: bool
+    claimed_gain: float | None = None
+
+
+def read_published(path: Path, reference: str) -> dict[tuple[str, str, str], Published]:
+    """``{(method, setting, dataset): Published}`` from a YAML of the shape of
+    ``experiments/leaderboard/published.yaml``: per method ``selection`` (text starting with
+    ``test`` or ``validation``), ``transductive`` / ``inductive`` maps of dataset to number,
+    and optionally ``reference``: the reference method's numbers in the same table."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        reason = " ".join(str(err).split())  # YAML's messages run to several lines
+        raise ConfigError(f"--published {path}: not a readable YAML file ({reason}).") from err
+    found = {}
+    for method, block in data.items():
+        if not isinstance(block, dict):
+            raise ConfigError(f"--published {path}: '{method}' must map to a block of numbers.")
+        on_test = str(block.get("selection", "")).strip().startswith("test")
+        for setting in ("transductive", "inductive"):
+            # the reference's own row claims no gain over itself
+            claimed = {} if method == reference else (block.get("reference") or {}).get(setting)
+            for dataset, value in (block.get(setting) or {}).items():
+                base = (claimed or {}).get(dataset)
+                gain = None if base is None else float(value) - float(base)
+                found[(method, setting, dataset)] = Published(float(value), on_test, gain)
+    return found
 
 
 def parse_seeds(text: str) -> set[int]:
@@ -124,6 +177,7 @@ def leaderboard(
     reference: str = "glnn",
     seeds: set[int] | None = None,
     warn: Callable[[str], None] = warn_stderr,
+    published: dict[tuple[str, str, str], Published] | None = None,
 ) -> list[Entry]:
     """Entries for every dataset × setting × teacher × method among ``runs`` (see module)."""
     seeds = set(range(10)) if seeds is None else seeds
@@ -163,6 +217,7 @@ def leaderboard(
                 test=_mean_sd([student_accuracy(m) for m in members]),
                 teacher_test=_mean_sd(teachers) if teachers else None,
                 seeds=sorted(by_seed),
+                published=(published or {}).get((method, setting, dataset)),
             )
             ref = _reference_runs(methods, teacher, reference)
             if ref is not None and method != reference:
@@ -211,8 +266,8 @@ def to_markdown(entries: list[Entry], reference: str) -> str:
             f"### {dataset}, {setting}",
             "",
             f"| method | teacher | n | val | test | Δ vs {reference} ± SE | +/− seeds "
-            "| teacher test |",
-            "|---|---|---|---|---|---|---|---|",
+            "| teacher test | published (claimed Δ) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for e in sorted(rows, key=lambda e: -e.test[0]):
             delta = "reference" if e.method == reference else "-"
@@ -222,15 +277,23 @@ def to_markdown(entries: list[Entry], reference: str) -> str:
             wins = f"{e.better}/{e.worse}" if e.pairs else "-"
             lines.append(
                 f"| {e.method} | {e.teacher or 'none'} | {e.n} | {_pm(e.val)} | {_pm(e.test)} "
-                f"| {delta} | {wins} | {teacher_test} |"
+                f"| {delta} | {wins} | {teacher_test} | {_published(e.published)} |"
             )
         blocks.append("\n".join(lines))
     note = (
         f"Accuracy in %, mean ± sd over seeds; Δ: paired difference to {reference} from the "
         "same teacher, ± its standard error; * beyond 2 SE; +/−: seeds on which the method "
-        "was better/worse than the reference."
+        "was better/worse than the reference; published: the paper's number (its claimed gain "
+        f"over {reference} in the same table), † where it selected on test accuracy."
     )
     return "\n\n".join(blocks) + "\n\n" + note
+
+
+def _published(value: Published | None) -> str:
+    if value is None:
+        return "-"
+    gain = "" if value.claimed_gain is None else f" ({value.claimed_gain:+.2f})"
+    return f"{value.value:.2f}{gain}" + (" †" if value.on_test else "")
 
 
 def _pm(value: tuple[float, float]) -> str:
@@ -260,10 +323,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", default="glnn", help="the method paired against")
     parser.add_argument("--seeds", default="0-9", help="report seeds (default 0-9)")
     parser.add_argument("--out", type=Path, default=Path("leaderboard"))
+    parser.add_argument(
+        "--published", type=Path, help="papers' numbers (experiments/leaderboard/published.yaml)"
+    )
     args = parser.parse_args(argv)
     seeds = parse_seeds(args.seeds)
     check_output(args.out, "--out", folder=True)
-    entries = leaderboard(load_runs(args.runs), args.reference, seeds)
+    published = read_published(args.published, args.reference) if args.published else None
+    entries = leaderboard(load_runs(args.runs), args.reference, seeds, published=published)
     if not entries:
         raise ConfigError(f"no run on the report seeds {args.seeds} under the given folders.")
     table = to_markdown(entries, args.reference)

@@ -148,7 +148,8 @@ def plot_tradeoff(rows: list[dict], by: list[str], path: Path, times: dict[int, 
 
 def plot_paired(entries: list[Any], reference: str, path: Path) -> Path:
     """Paired differences to ``reference`` (points) with ±2 SE (bars), one panel per
-    dataset × setting; methods in the order of their difference."""
+    dataset × setting; methods in the order of their difference; a cross where the method's
+    paper claims a gain over the reference (``entry.published.claimed_gain``)."""
     groups: dict[tuple[str, str], list[Any]] = {}
     label_only: dict[tuple[str, str], list[Any]] = {}  # far below: named, not drawn
     for e in entries:
@@ -164,6 +165,12 @@ def plot_paired(entries: list[Any], reference: str, path: Path) -> Path:
         ax.errorbar([e.delta[0] for e in rows], y, xerr=[2 * e.delta[1] for e in rows],
                     fmt="o", color="black", ecolor="grey", capsize=3)  # fmt: skip
         ax.axvline(0.0, color="tab:red", linewidth=1)
+        claimed = [(e.published.claimed_gain, i) for i, e in enumerate(rows)
+                   if e.published is not None and e.published.claimed_gain is not None]  # fmt: skip
+        if claimed:
+            ax.plot(*zip(*claimed, strict=True), "x", color="tab:blue", markersize=8,
+                    label="the paper's claimed gain")  # fmt: skip
+            ax.legend(loc="lower right", fontsize="small")
         ax.set_yticks(y, [f"{e.method} (n={e.pairs})" for e in rows])
         notes = [
             f"{e.method}: {e.delta[0]:+.1f} ± {2 * e.delta[1]:.1f} (off the axis)"
