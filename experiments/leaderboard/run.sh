@@ -27,4 +27,5 @@ for ds in "${datasets[@]}"; do
   $python "$here/run.py" report --dataset "$ds" "${methods[@]}" "${jobs[@]}" --chosen "$chosen" \
     --out "$out/report-inductive" -- setting=inductive "${extra[@]}"
 done
-$python -m g2m.report.leaderboard "$out/report" "$out/report-inductive" --out "$out/table"
+$python -m g2m.report.leaderboard "$out/report" "$out/report-inductive" --out "$out/table" \
+  --published "$here/published.yaml"
