@@ -75,6 +75,18 @@ class Run:
         """The deployable artifact: ``g2m.load_student(run.student_path)`` rebuilds it."""
         return self.run_dir / "student.pt"
 
+    def student_inputs(self, x: Any) -> Any:
+        """What the student takes for the ``[N, F]`` features ``x`` of the graph it was
+        trained on: ``x`` itself, or ``[x, positions]`` for a student trained with position
+        features (``loss=nosmog``; the run's ``positions.pt``)."""
+        import torch
+
+        path = self.run_dir / "positions.pt"
+        if not path.is_file():
+            return x
+        positions = torch.load(path, map_location="cpu", weights_only=True)["positions"]
+        return torch.cat([x, positions.to(device=x.device, dtype=x.dtype)], dim=1)
+
     @property
     def timings(self) -> dict[str, Any]:
         """``timings.json``: stage seconds, training rates, inference times."""

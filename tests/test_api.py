@@ -49,6 +49,18 @@ def test_distill_a_graph_built_in_memory(tmp_path, cache_dir):
     torch.testing.assert_close(model(data.x), student(data.x))
     assert meta["classes"] == ["0", "1", "2"]
     assert "mine (ratio)" in repr(run)
+    assert run.student_inputs(data.x) is data.x  # no positions: the features themselves
+
+
+@pytest.mark.slow
+def test_a_nosmog_run_hands_its_student_features_and_positions(tmp_path, cache_dir):
+    data = make_csbm(num_nodes=200, num_classes=3, num_features=12, seed=5)
+    run = g2m.distill(data, loss="nosmog", split="ratio", seed=0,
+                      overrides=[*SMALL, "positions.channels=6", f"paths.cache_dir={cache_dir}"],
+                      run_dir=tmp_path / "run")  # fmt: skip
+    inputs = run.student_inputs(data.x)
+    assert inputs.shape == (200, 18) and torch.equal(inputs[:, :12], data.x)
+    assert run.student(inputs).shape == (200, 3)
 
 
 def test_distill_resumes_into_the_same_run_dir(tmp_path, cache_dir, capsys):
