@@ -260,3 +260,71 @@ def test_baseline_false_adds_no_keys(tmp_path):
     metrics = pipeline.run(cfg, tmp_path / "run")
     assert not {"baseline", "distillation_gain", "teacher_below_baseline"} & set(metrics)
     assert "baseline_seconds" not in json.loads((tmp_path / "run" / "timings.json").read_text())
+
+
+# ------------------------------------------------------------ Correct and Smooth
+
+
+def cands(**kwargs):
+    from g2m.models.decoupled import CorrectAndSmoothNet
+
+    settings = dict(hidden_channels=16, num_layers=2, dropout=0.0, num_correction_layers=0,
+                    correction_alpha=1.0, num_smoothing_layers=0, smoothing_alpha=0.8,
+                    autoscale=True, scale=1.0)  # fmt: skip
+    torch.manual_seed(0)
+    return CorrectAndSmoothNet(8, out_channels=3, **{**settings, **kwargs})
+
+
+def test_cands_without_propagation_clamps_the_training_labels_and_keeps_the_rest(tiny_graph):
+    """No correction or smoothing steps: training nodes get their labels, every other node
+    the base MLP's distribution; in training mode the base MLP's logits alone."""
+    model = cands()
+    x, y, edges = tiny_graph.x, tiny_graph.y, tiny_graph.edge_index
+    mask = torch.zeros(x.size(0), dtype=torch.bool)
+    mask[:20] = True
+    model.attach_labels(y, mask)
+    base = model.mlp(x)
+    torch.testing.assert_close(model(x, edges), base)  # training mode
+    model.eval()
+    probs = model(x, edges).softmax(-1)
+    torch.testing.assert_close(probs[mask], torch.nn.functional.one_hot(y[mask], 3).float())
+    torch.testing.assert_close(probs[~mask], base.softmax(-1)[~mask], atol=1e-5, rtol=1e-5)
+
+
+def test_cands_smoothing_moves_predictions_towards_labelled_neighbours():
+    """A triangle 0-1-2 with a tail 2-3, node 0 labelled class 1 and a base MLP that knows
+    nothing (uniform): after smoothing every node leans to class 1, the less the farther it
+    is from the label (node 1 beside it, node 3 two hops away)."""
+    model = cands(num_smoothing_layers=10, smoothing_alpha=0.9)
+    with torch.no_grad():
+        for lin in model.mlp.lins:
+            lin.weight.zero_()
+            lin.bias.zero_()
+    pairs = torch.tensor([[0, 1], [1, 2], [0, 2], [2, 3]]).t()
+    edges = torch.cat([pairs, pairs.flip(0)], 1)
+    model.attach_labels(torch.tensor([1, 0, 0, 0]), torch.tensor([True, False, False, False]))
+    model.eval()
+    probs = model(torch.zeros(4, 8), edges).softmax(-1)
+    assert probs[1, 1] > probs[3, 1] > 1 / 3
+    assert torch.allclose(probs[:, 0], probs[:, 2])  # the two other classes stay alike
+
+
+def test_cands_needs_its_labels_for_the_graph_it_runs_on(tiny_graph):
+    model = cands().eval()
+    with pytest.raises(RuntimeError, match="attach_labels"):
+        model(tiny_graph.x, tiny_graph.edge_index)
+    with pytest.raises(ConfigError, match="smoothing_alpha"):
+        cands(smoothing_alpha=1.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", ["transductive", "inductive"])
+def test_the_cands_teacher_trains_and_stores_its_artifact(setting, tmp_path):
+    extra = ("teacher=cands", f"setting={setting}", "teacher.max_epochs=60", "teacher.patience=30")
+    cfg = compose_config(tiny_overrides(tmp_path / "cache", *extra))
+    metrics = pipeline.run(cfg, tmp_path / "run")
+    assert metrics["teacher"]["name"] == "cands" and metrics["teacher"]["val_acc"] > 0.5
+    artifact = torch.load(tmp_path / "run" / "teacher.pt", weights_only=True)
+    observed = artifact["logits"].isfinite().all(1)
+    assert bool(observed.any()) and artifact["model_state"]
+    assert (setting == "inductive") == bool((~observed).any())

@@ -9,6 +9,7 @@ observed graph and, in the inductive setting, the held-out accuracy with the ful
 from __future__ import annotations
 
 import lightning.pytorch as pl
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
@@ -18,6 +19,23 @@ from g2m.data.splits import NodeSplit, observed_subgraph, to_local
 from g2m.lit.loaders import FullGraphStage
 from g2m.lit.safety import ResumableRNG
 from g2m.models.teacher import GNNTeacher
+
+
+def attach_training_labels(model: GNNTeacher, graph: Data, split: NodeSplit) -> None:
+    """Hand a teacher that reads the training labels (``uses_training_labels``: Correct and
+    Smooth, :mod:`g2m.models.decoupled`) those of the observed graph and, in the inductive
+    setting, of the full graph; other teachers need nothing."""
+    gnn = model.gnn
+    if not getattr(gnn, "uses_training_labels", False):
+        return
+    observed = split.observed
+    local = torch.zeros(observed.numel(), dtype=torch.bool)
+    local[to_local(split.train, observed, split.num_nodes)] = True
+    gnn.attach_labels(graph.y[observed], local)
+    if split.inductive:
+        full = torch.zeros(split.num_nodes, dtype=torch.bool)
+        full[split.train] = True
+        gnn.attach_labels(graph.y, full)
 
 
 def with_adjacency(graph: Data, model: GNNTeacher) -> Data:
@@ -48,6 +66,7 @@ class TeacherSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
         self.observed = with_adjacency(observed_subgraph(graph, split), model)
         # transductive: the observed graph is the full graph; build its adjacency once
         self.full = with_adjacency(graph, model) if split.inductive else self.observed
+        attach_training_labels(model, graph, split)
         observed_ids = split.observed
         self.local = {
             part: to_local(getattr(split, part), observed_ids, split.num_nodes)

@@ -106,6 +106,8 @@ class InferenceTimer:
         out["teacher"] = None
         if _needs_teacher(run_dir) and plan.teacher.model is not None:  # not an ensemble
             teacher = models.teacher().eval().to(self.device)
+            if getattr(teacher.gnn, "uses_training_labels", False):  # C&S: its cost, any labels
+                teacher.gnn.attach_labels(graph.data.y, torch.ones_like(graph.data.y).bool())
             adj = teacher.adjacency(graph.data.edge_index, graph.data.num_nodes).to(self.device)
             out["teacher"] = time_call(
                 lambda: teacher(x, adj), self.device, self.repeats, self.warmup

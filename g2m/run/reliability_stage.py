@@ -92,6 +92,8 @@ class ReliabilityStage(ExtraStage):
         self.make_teacher = make_teacher
 
     def train(self, context: StageContext) -> ReliabilityArtifact:
+        from g2m.lit.teacher import attach_training_labels
+
         if self.make_teacher is None:
             raise RuntimeError("ReliabilityStage.build() must run before train().")
         state = context.teacher.model_state
@@ -106,6 +108,7 @@ class ReliabilityStage(ExtraStage):
         observed = observed_subgraph(graph, split)
         teacher = self.make_teacher()
         teacher.load_state_dict(state)
+        attach_training_labels(teacher, graph, split)  # a teacher that reads them (C&S)
         teacher.to(observed.x.device).eval()
         adjacency = teacher.adjacency(observed.edge_index, observed.num_nodes)
         seed = context.seed + RELIABILITY_SEED_OFFSET
