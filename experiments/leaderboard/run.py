@@ -39,8 +39,10 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def point_name(point: dict) -> str:
-    """A folder name for a grid point (Hydra's override grammar forbids ``=`` and ``,``)."""
-    return "_".join(f"{k.split('.')[-1]}-{v}" for k, v in point.items()) or "default"
+    """A folder name for a grid point (Hydra's override grammar forbids ``=`` and ``,``), in
+    the keys' sorted order: ``chosen.yaml`` is written sorted, so a point read back from it
+    names the same folder as the grid's point did."""
+    return "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(point.items())) or "default"
 
 
 def overrides(point: dict) -> list[str]:

@@ -58,3 +58,14 @@ def test_tune_chooses_on_validation_then_report_pairs_on_one_teacher(tmp_path, c
         rows = list(csv.DictReader(handle))
     (bdkd,) = [r for r in rows if r["method"] == "bdkd"]
     assert bdkd["pairs"] == "2" and bdkd["delta"] != ""
+
+
+def test_a_point_names_one_folder_whatever_the_order_of_its_keys():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("leaderboard_run", SCRIPT)
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    grid_order = {"loss.temperature": 1.0, "loss.label_weight": 0.1}
+    assert run.point_name(grid_order) == run.point_name(dict(reversed(grid_order.items())))
+    assert run.point_name({}) == "default"
