@@ -38,3 +38,16 @@ def test_the_best_student_is_chosen_on_validation_and_reported_on_test(tmp_path)
     se = math.sqrt(((d[0] - 5) ** 2 + (d[1] - 5) ** 2) / 1) / math.sqrt(2)
     assert f"+5.00 ± {se:.2f}" in text
     assert "83.9" in text  # the target beside it
+
+
+def test_a_teacher_without_a_held_out_accuracy_reads_not_available(tmp_path):
+    root = tmp_path / "cora"
+    write(root, "inductive", "sage", 0, 0.8, 0.7)
+    write(root, "inductive", "ensemble", 0, 0.8, 0.7)
+    ensemble = root / "inductive" / "ensemble" / "seed0" / "metrics.json"
+    metrics = json.loads(ensemble.read_text())
+    del metrics["teacher"]["test_acc_ind"]  # an ensemble reports none of its own
+    ensemble.write_text(json.dumps(metrics))
+    rows = {line.split(" | ")[0]: line for line in summarise.table(root).splitlines()}
+    assert "| 70.00 ± 0.00 |" in rows["| sage"]  # the member's held-out accuracy
+    assert "| n/a |" in rows["| ensemble"] and "nan" not in rows["| ensemble"]
