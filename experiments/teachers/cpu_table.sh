@@ -3,7 +3,9 @@
 # ensemble of all of them (mean soft labels), on one CPF dataset, transductive and held-out
 # nodes, report seeds 0-9. Teachers come from the artifact store, so each is trained once
 # and the ensemble's members are the very teachers of the rows above it. Resumable: a
-# finished run is skipped. Then the table (experiments/teachers/summarise.py).
+# finished run is skipped. Then GLNN's wider student (MLPw4) of WIDE_TEACHER (default gcnii,
+# the first teacher by validation accuracy in the earlier H200 table), from the same stored
+# teachers: a row named TEACHER+mlpw4. Then the table (experiments/teachers/summarise.py).
 #
 # Usage: G2M_DATA_DIR=<raw files> bash experiments/teachers/cpu_table.sh OUT [DATASET] [SEEDS]
 set -uo pipefail
@@ -12,6 +14,7 @@ ds=${2:-cora}
 seeds=${3:-"0 1 2 3 4 5 6 7 8 9"}
 python=${PYTHON:-python}
 teachers="sage gcn gat appnp sgc gcnii cands"
+wide_teacher=${WIDE_TEACHER:-gcnii}
 one() {  # RUN_DIR OVERRIDES...
   local dir=$1
   shift
@@ -35,5 +38,13 @@ for setting in transductive inductive; do
     one "$dir" teacher=ensemble "teacher.members=[$list]" seed=$seed setting=$setting
     echo "$setting seed $seed done"
   done
+done
+for setting in transductive inductive; do
+  for seed in $seeds; do
+    dir=$out/$ds/$setting/$wide_teacher+mlpw4/seed$seed
+    mkdir -p "$(dirname "$dir")"
+    one "$dir" teacher=$wide_teacher student=mlpw4 seed=$seed setting=$setting
+  done
+  echo "$setting: $wide_teacher+mlpw4 done"
 done
 $python "$(dirname "$0")/summarise.py" "$out/$ds"
