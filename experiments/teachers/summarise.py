@@ -85,7 +85,8 @@ def table(root: Path) -> str:
             teacher_test = [100 * m["teacher"]["test_acc"] for m in members]
             if setting == "inductive":  # an ensemble reports no held-out accuracy of its own
                 teacher_test = [
-                    100 * m["teacher"]["test_acc_ind"] for m in members
+                    100 * m["teacher"]["test_acc_ind"]
+                    for m in members
                     if "test_acc_ind" in m["teacher"]
                 ]
             delta = "reference" if name == REFERENCE else paired(runs, teachers.get(REFERENCE, {}))
