@@ -94,6 +94,15 @@ def test_held_out_nodes_count_in_the_inductive_setting(tmp_path):
         write_run(tmp_path, "glnn", seed, 0.8, setting="inductive")
     (glnn,) = leaderboard(load_runs([tmp_path]), "glnn", warn=pytest.fail)
     assert glnn.test[0] == pytest.approx(70.0)
+    assert glnn.teacher_test[0] == pytest.approx(79.0)  # a teacher without held-out nodes
+
+
+def test_the_teacher_column_is_its_held_out_accuracy_in_the_inductive_setting(tmp_path):
+    for seed in range(2):
+        teacher = teacher_block(seed) | {"test_acc_ind": 0.74}
+        write_run(tmp_path, "glnn", seed, 0.8, teacher=teacher, setting="inductive")
+    (glnn,) = leaderboard(load_runs([tmp_path]), "glnn", warn=pytest.fail)
+    assert glnn.teacher_test[0] == pytest.approx(74.0)
 
 
 def test_a_label_only_method_pairs_on_the_seed_and_a_tag_is_its_own_method(tmp_path):

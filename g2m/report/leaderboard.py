@@ -145,12 +145,18 @@ def parse_seeds(text: str) -> set[int]:
     return seeds
 
 
+def setting_accuracy(run: dict, block: str = "student") -> float:
+    """A block's (``student``, ``teacher``) test accuracy under the run's setting: held-out
+    nodes if inductive and the block reports them, else the observed test nodes."""
+    accuracies = run[block]
+    if run["setting"] == "inductive" and "test_acc_ind" in accuracies:
+        return accuracies["test_acc_ind"]
+    return accuracies["test_acc"]
+
+
 def student_accuracy(run: dict) -> float:
     """The student's test accuracy under the run's setting (held-out nodes if inductive)."""
-    student = run["student"]
-    if run["setting"] == "inductive" and "test_acc_ind" in student:
-        return student["test_acc_ind"]
-    return student["test_acc"]
+    return setting_accuracy(run, "student")
 
 
 def method_name(run: dict) -> str:
@@ -206,7 +212,7 @@ def leaderboard(
     for (dataset, setting), methods in sorted(cells.items()):
         for (teacher, method), by_seed in sorted(methods.items(), key=lambda kv: str(kv[0])):
             members = [by_seed[s] for s in sorted(by_seed)]
-            teachers = [m["teacher"]["test_acc"] for m in members if m.get("teacher")]
+            teachers = [setting_accuracy(m, "teacher") for m in members if m.get("teacher")]
             entry = Entry(
                 dataset,
                 setting,
