@@ -3,9 +3,9 @@
 # ensemble of all of them (mean soft labels), on one CPF dataset, transductive and held-out
 # nodes, report seeds 0-9. Teachers come from the artifact store, so each is trained once
 # and the ensemble's members are the very teachers of the rows above it. Resumable: a
-# finished run is skipped. Then GLNN's wider student (MLPw4) of WIDE_TEACHER (default gcnii,
-# the first teacher by validation accuracy in the earlier H200 table), from the same stored
-# teachers: a row named TEACHER+mlpw4. Then the table (experiments/teachers/summarise.py).
+# finished run is skipped. Then GLNN's wider students (MLPw4, MLPw8) of WIDE_TEACHER (default
+# gcnii, the first teacher by validation accuracy in the earlier H200 table), from the same
+# stored teachers: rows named TEACHER+mlpw4, TEACHER+mlpw8. Then the table (summarise.py).
 #
 # Usage: G2M_DATA_DIR=<raw files> bash experiments/teachers/cpu_table.sh OUT [DATASET] [SEEDS]
 set -uo pipefail
@@ -39,12 +39,14 @@ for setting in transductive inductive; do
     echo "$setting seed $seed done"
   done
 done
-for setting in transductive inductive; do
-  for seed in $seeds; do
-    dir=$out/$ds/$setting/$wide_teacher+mlpw4/seed$seed
-    mkdir -p "$(dirname "$dir")"
-    one "$dir" teacher=$wide_teacher student=mlpw4 seed=$seed setting=$setting
+for student in mlpw4 mlpw8; do
+  for setting in transductive inductive; do
+    for seed in $seeds; do
+      dir=$out/$ds/$setting/$wide_teacher+$student/seed$seed
+      mkdir -p "$(dirname "$dir")"
+      one "$dir" teacher=$wide_teacher student=$student seed=$seed setting=$setting
+    done
+    echo "$setting: $wide_teacher+$student done"
   done
-  echo "$setting: $wide_teacher+mlpw4 done"
 done
 $python "$(dirname "$0")/summarise.py" "$out/$ds"
