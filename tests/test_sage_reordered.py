@@ -3,13 +3,21 @@ and aggregates its constant input features once per (features, adjacency)."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch_geometric.nn.models import GraphSAGE as PyGGraphSAGE
 
+from g2m.data.splits import make_split
+from g2m.errors import ConfigError
+from g2m.lit.codebook import CodebookSystem
+from g2m.lit.teacher import TeacherSystem
+from g2m.models.codebook import GraphTokenizer
 from g2m.models.sage import GraphSAGE, ReorderedSAGEConv
 from g2m.models.teacher import sparse_adjacency
 from g2m.run import pipeline
+from g2m.run.build import RunModels, build_run
 from tests.conftest import compose_config, tiny_overrides
 
 REORDERED = "teacher.model._target_=g2m.models.sage.GraphSAGE"
@@ -92,6 +100,104 @@ def test_an_input_that_needs_gradients_is_never_cached():
     assert len(calls) == 2 and x.grad is not None and x.grad.abs().sum() > 0
 
 
+def batch_norm_model(**kwargs) -> GraphSAGE:
+    torch.manual_seed(0)
+    return GraphSAGE(
+        12, 32, 3, 5, dropout=0.5, norm="batch_norm", root_weight=False, **kwargs
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("stored_transpose", [False, True])
+def test_rows_give_those_rows_of_the_full_forward_and_the_same_gradients(stored_transpose):
+    """Training mode (dropout, batch norm on batch statistics): only the last layer is
+    restricted, so the same draws and statistics give the same rows and gradients; eval
+    mode restricts every layer to the rows the next one reads."""
+    model = batch_norm_model(stored_transpose=stored_transpose)
+    x, edge_index = graph(120)
+    adj = sparse_adjacency(edge_index, x.size(0), self_loops=True)
+    rows = torch.tensor([3, 17, 40, 41, 99])
+    outputs, grads = [], []
+    for restricted in (False, True):
+        model.zero_grad()
+        torch.manual_seed(1)
+        out = model(x, adj, rows=rows) if restricted else model(x, adj)[rows]
+        out.square().sum().backward()
+        outputs.append(out.detach())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    torch.testing.assert_close(outputs[1], outputs[0], atol=1e-6, rtol=1e-6)
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-6)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, adj, rows=rows), model(x, adj)[rows])
+    plan = model._plan(adj, rows)
+    assert [r.numel() for r in plan.rows][-1] == 5 and plan.rows[0].numel() < 120
+
+
+def test_rows_follow_a_new_graph_and_refuse_what_they_cannot_restrict():
+    model = batch_norm_model().eval()
+    x, edge_index = graph(120)
+    rows = torch.tensor([5, 6])
+    with torch.no_grad():
+        for adj in (
+            sparse_adjacency(edge_index, 120, self_loops=True),
+            sparse_adjacency(edge_index.flip(0), 120),
+        ):
+            torch.testing.assert_close(model(x, adj, rows=rows), model(x, adj)[rows])
+        with pytest.raises(ValueError, match="CSR adjacency"):
+            model(x, edge_index, rows=rows)
+    with pytest.raises(ConfigError, match="gather_dtype must be one of"):
+        GraphSAGE(12, 32, 3, 5, gather_dtype="fp8")
+    with pytest.raises(ConfigError, match="needs stored_transpose"):
+        GraphSAGE(12, 32, 3, 5, gather_dtype="bfloat16")
+
+
+def test_a_pickled_model_carries_no_restricted_adjacencies():
+    model = batch_norm_model().eval()
+    x, edge_index = graph(120)
+    adj = sparse_adjacency(edge_index, 120)
+    with torch.no_grad():
+        model(x, adj, rows=torch.tensor([1, 2]))
+    assert model._plans and not copy.deepcopy(model)._plans
+
+
+def test_the_teacher_and_codebook_stages_score_their_nodes_alone_with_the_same_result(tmp_path):
+    """TeacherSystem and CodebookSystem ask a row-selecting model for just the nodes they
+    score (the training nodes' loss, the validation nodes' accuracy): the same numbers."""
+    cfg = compose_config(tiny_overrides(tmp_path / "cache", REORDERED))
+    plan = build_run(cfg)
+    loaded = plan.source.load(plan.location)
+    split = make_split(loaded.data, plan.split, 0, plan.held_out_fraction)
+    teacher = TeacherSystem(
+        RunModels.for_graph(plan, loaded).teacher(), loaded.data, split, lr=0.01,
+        weight_decay=0.0,
+    )  # fmt: skip
+    assert teacher.model.selects_rows
+    teacher.eval()
+    g = teacher.observed
+    with torch.no_grad():
+        for part in ("train", "val"):
+            rows = teacher.local[part]
+            torch.testing.assert_close(teacher._logits_at(rows), teacher.model(g.x, g.adj_t)[rows])
+
+    encoder = GraphSAGE(g.x.size(1), 16, 2, 8, root_weight=False, norm="batch_norm")
+    tokenizer = GraphTokenizer(encoder, g.x.size(1), 3, codebook_size=4, self_loops=True)
+    codebook = CodebookSystem(
+        tokenizer, loaded.data, split, lr=0.01, weight_decay=0.0,
+        weights={"ce": 1.0, "feature": 1.0, "structure": 1.0},
+    )  # fmt: skip
+    assert not tokenizer.selects_rows  # the codebook is not initialised yet
+    codebook.train()
+    codebook.loss_terms()  # one training forward: k-means initialises the codebook
+    codebook.eval()
+    assert tokenizer.selects_rows
+    with torch.no_grad():
+        restricted = codebook._class_accuracy("val")
+        tokenizer.encoder.gnn.selects_rows = False  # the full forward, for comparison
+        assert not tokenizer.selects_rows
+        assert restricted == codebook._class_accuracy("val")
+
+
 @pytest.mark.slow
 def test_a_run_with_the_reordered_teacher_matches_pygs_run(tmp_path):
     """The whole pipeline on the synthetic graph: the reordered teacher and PyG's agree to float
@@ -121,3 +227,34 @@ def test_on_a_gpu_the_csr_products_agree_with_pygs():
     got.square().sum().backward()
     for (name, a), b in zip(pyg.named_parameters(), ours.parameters(), strict=True):
         torch.testing.assert_close(b.grad, a.grad, atol=1e-4, rtol=1e-4, msg=name)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("gather_dtype", ["float32", "bfloat16"])
+def test_on_a_gpu_rows_and_the_stored_transpose_agree_with_pygs(gather_dtype):
+    """The products teacher's options on cuSPARSE: restricted rows and the stored-transpose
+    backward give PyG's values and gradients (bf16 gathers: to bf16 rounding)."""
+    torch.manual_seed(0)
+    kwargs = dict(dropout=0.0, norm="batch_norm", root_weight=False)
+    pyg = PyGGraphSAGE(12, 32, 3, 5, **kwargs).cuda()
+    ours = GraphSAGE(
+        12, 32, 3, 5, stored_transpose=True, gather_dtype=gather_dtype, **kwargs
+    ).cuda()  # fmt: skip
+    ours.load_state_dict(pyg.state_dict())
+    x, edge_index = graph(400)
+    x = x.cuda()
+    adj = sparse_adjacency(edge_index.cuda(), x.size(0), self_loops=True)
+    rows = torch.arange(0, 400, 7, device="cuda")
+    tolerance = 1e-4 if gather_dtype == "float32" else 5e-2
+    expected, got = pyg(x, adj)[rows], ours(x, adj, rows=rows)
+    torch.testing.assert_close(got, expected, atol=tolerance, rtol=tolerance)
+    expected.square().sum().backward()
+    got.square().sum().backward()
+    for (name, a), b in zip(pyg.named_parameters(), ours.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, atol=tolerance * 10, rtol=tolerance, msg=name)
+    pyg.eval(), ours.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            ours(x, adj, rows=rows), pyg(x, adj)[rows], atol=tolerance, rtol=tolerance
+        )

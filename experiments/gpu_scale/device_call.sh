@@ -32,7 +32,7 @@ for step in "$@"; do
   case $step in
     gputests)
       python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_student_steps.py \
-        tests/test_sage_reordered.py tests/test_gpu.py > $work/gputests.log 2>&1 ;;
+        tests/test_sage_reordered.py tests/test_aggregation.py tests/test_gpu.py > $work/gputests.log 2>&1 ;;
     floor)
       python3 experiments/gpu_scale/teacher_floor.py > $work/teacher_floor.txt 2>&1 ;;
     pipeline:*)

@@ -11,8 +11,11 @@ and gathers one row of X per edge; two floors bracket it:
 - ``gather``: one uncached row of X per edge (E·d·4 bytes) plus the structure and output.
 
 Everything is timed in this process with CUDA events (median of 10 after 2 warm-ups): the
-device copy bandwidth, each product, the teacher's forward (eval), and one training step
-(forward, loss on the training nodes, backward, Adam). experiments/gpu_scale/README.md.
+device copy bandwidth, each product, one aggregation forward and backward (autograd's
+transposed product against :func:`g2m.models.aggregation.mean_aggregate`'s stored
+transpose), and for PyG's SAGE and g2m's options (:mod:`g2m.models.sage`) the validation
+forward (eval, the 1,410 validation nodes' logits) and one training step (forward, loss on
+the 940 training nodes, backward, Adam). experiments/gpu_scale/README.md.
 
     python experiments/gpu_scale/teacher_floor.py [DATASET_OVERRIDES...]
 """
@@ -20,6 +23,7 @@ device copy bandwidth, each product, the teacher's forward (eval), and one train
 from __future__ import annotations
 
 import sys
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +31,7 @@ from torch_geometric.nn.models import GraphSAGE
 
 import g2m
 from g2m.bench.timing import median_ms
+from g2m.models.aggregation import degrees, mean_aggregate
 from g2m.models.sage import GraphSAGE as ReorderedGraphSAGE
 from g2m.models.teacher import sparse_adjacency
 
@@ -80,46 +85,86 @@ def main(overrides: list[str]) -> None:
         norm_kwargs={"momentum": 0.5},
         root_weight=False,
     ).to(device)
-    reordered = ReorderedGraphSAGE(
-        100, 256, 3, 47, dropout=0.5, norm="batch_norm", norm_kwargs={"momentum": 0.5},
-        root_weight=False,
-    ).to(device)  # fmt: skip
-    reordered.load_state_dict(pyg.state_dict())
-    train = torch.randperm(n, device=device)[: 47 * 20]
+    options = dict(dropout=0.5, norm="batch_norm", norm_kwargs={"momentum": 0.5},
+                   root_weight=False)  # fmt: skip
+    reordered = ReorderedGraphSAGE(100, 256, 3, 47, **options).to(device)
+    transposed = ReorderedGraphSAGE(100, 256, 3, 47, stored_transpose=True, **options)
+    bf16 = ReorderedGraphSAGE(
+        100, 256, 3, 47, stored_transpose=True, gather_dtype="bfloat16", **options
+    )  # fmt: skip
+    transposed, bf16 = transposed.to(device), bf16.to(device)
+    for model in (reordered, transposed, bf16):
+        model.load_state_dict(pyg.state_dict())
+    order = torch.randperm(n, device=device)
+    train, val = order[: 47 * 20], order[47 * 20 : 47 * 50]  # the CPF split's sizes
     with torch.no_grad():
         pyg.eval(), reordered.eval()
         gap = (pyg(x, adj) - reordered(x, adj)).abs().max().item()
     print(f"max |PyG - reordered| logit, eval mode: {gap:.2e}")
+
+    print("\n| one aggregation, forward + backward | width | ms |")
+    print("|---|---|---|")
+    for width in (256, 47):
+        h = torch.randn(n, width, device=device, requires_grad=True)
+        grad = torch.randn(n, width, device=device)
+
+        deg = degrees(adj)
+
+        def autograd_mean(h=h, grad=grad, deg=deg):
+            with torch.enable_grad():
+                (torch.sparse.mm(adj, h) / deg).backward(grad)
+
+        def stored_mean(h=h, grad=grad, dtype=None):
+            with torch.enable_grad():
+                mean_aggregate(adj, h, dtype).backward(grad)
+
+        rows = [("autograd (transposed product)", autograd_mean), ("stored transpose", stored_mean)]
+        if device == "cuda":
+            rows.append(
+                ("stored transpose, bf16 gathers", partial(stored_mean, dtype=torch.bfloat16))
+            )
+        for label, fn in rows:
+            print(f"| {label} | {width} | {ms(fn):.2f} |")
+    h = grad = None
+
     # floors of the reordered teacher: widths 256 and 47 (the first product is kept)
     reordered_gather = floor_ms(256, True) + floor_ms(47, True)
     reordered_step = reordered_gather + floor_ms(256, True) + floor_ms(47, True)
-    for label, teacher, fwd_floor, step_floor in (
-        ("PyG", pyg, forward_gather, step_gather),
-        ("reordered", reordered, reordered_gather, reordered_step),
-    ):
+    print("\n| op | ms | cached floor ms | x | gather floor ms | x |")
+    print("|---|---|---|---|---|---|")
+    variants = [
+        ("PyG", pyg, forward_gather, step_gather, False),
+        ("reordered", reordered, reordered_gather, reordered_step, False),
+        ("reordered + stored transpose", transposed, reordered_gather, reordered_step, False),
+        ("reordered + stored transpose + rows", transposed, None, None, True),
+    ]
+    if device == "cuda":
+        variants.append(
+            ("reordered + stored transpose + rows + bf16 gathers", bf16, None, None, True)
+        )
+    for label, teacher, fwd_floor, step_floor, restricted in variants:
         optim = torch.optim.Adam(teacher.parameters(), lr=0.01)
+
+        def logits(teacher, rows, restricted=restricted):
+            return teacher(x, adj, rows=rows) if restricted else teacher(x, adj)[rows]
 
         def forward(teacher=teacher):
             teacher.eval()
             with torch.no_grad():
-                return teacher(x, adj)
+                return logits(teacher, val)
 
         def step(teacher=teacher, optim=optim):
             with torch.enable_grad():  # median_ms times under no_grad
                 teacher.train()
                 optim.zero_grad()
-                F.cross_entropy(teacher(x, adj)[train], y[train]).backward()
+                F.cross_entropy(logits(teacher, train), y[train]).backward()
                 optim.step()
 
         fwd, train_step = ms(forward), ms(step)
-        print(
-            f"| {label} teacher forward (eval) | {fwd:.1f} | | | {fwd_floor:.1f} | "
-            f"{fwd / fwd_floor:.2f} |"
-        )
-        print(
-            f"| {label} teacher training step | {train_step:.1f} | | | {step_floor:.1f} | "
-            f"{train_step / step_floor:.2f} |"
-        )
+        for what, took, floor in (("validation forward (eval)", fwd, fwd_floor),
+                                  ("training step", train_step, step_floor)):  # fmt: skip
+            vs = f"{floor:.1f} | {took / floor:.2f}" if floor else " | "
+            print(f"| {label} teacher {what} | {took:.1f} | | | {vs} |")
         print(f"| {label} epoch = step + forward | {train_step + fwd:.1f} | | | | |")
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else 0.0
     print(f"peak {peak:.1f} GiB")

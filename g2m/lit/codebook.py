@@ -145,7 +145,10 @@ class CodebookSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
 
     def _class_accuracy(self, part: str) -> Tensor:
         g, idx = self.observed, self.local[part]
-        logits = self.model.class_logits(self.model(g.x, g.adj_t).quantized, g.adj_t)[idx]
+        if not self.training and self.model.selects_rows:  # encode the scored nodes alone
+            logits = self.model.class_logits(self.model(g.x, g.adj_t, rows=idx).quantized, None)
+        else:
+            logits = self.model.class_logits(self.model(g.x, g.adj_t).quantized, g.adj_t)[idx]
         return accuracy(
             logits.argmax(-1), g.y[idx], task="multiclass", num_classes=self.num_classes
         )

@@ -81,21 +81,28 @@ class TeacherSystem(FullGraphStage, ResumableRNG, pl.LightningModule):
             self.full = self.observed if full_is_observed else self.full.to(self.device)
             self.local = {k: v.to(self.device) for k, v in self.local.items()}
 
+    def _logits_at(self, rows: Tensor) -> Tensor:
+        """The observed graph's logits at ``rows`` (computed for those rows alone where the
+        model can: :attr:`GNNTeacher.selects_rows`)."""
+        g = self.observed
+        if self.model.selects_rows:
+            return self.model(g.x, g.adj_t, rows=rows)
+        return self.model(g.x, g.adj_t)[rows]
+
     def _acc(self, logits: Tensor, y: Tensor) -> Tensor:
         return accuracy(logits.argmax(-1), y, task="multiclass", num_classes=self.num_classes)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         self._on_device()
         g, train = self.observed, self.local["train"]
-        logits = self.model(g.x, g.adj_t)
-        loss = F.cross_entropy(logits[train].float(), g.y[train])
+        loss = F.cross_entropy(self._logits_at(train).float(), g.y[train])
         self.log("teacher/train/loss", loss, prog_bar=True, batch_size=train.numel())
         return loss
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         self._on_device()
         g, val = self.observed, self.local["val"]
-        logits = self.model(g.x, g.adj_t)[val].float()
+        logits = self._logits_at(val).float()
         self.log("teacher/val/loss", F.cross_entropy(logits, g.y[val]), batch_size=val.numel())
         self.log(
             "teacher/val/acc", self._acc(logits, g.y[val]), prog_bar=True, batch_size=val.numel()

@@ -119,8 +119,22 @@ class GraphTokenizer(nn.Module):
         """``[K, D]`` the current codes (unit-norm under cosine similarity)."""
         return self.quantizer.codebook.detach().reshape(-1, self.quantizer.codebook.size(-1))
 
-    def forward(self, x: Tensor, adj_t: Tensor) -> TokenizerOutput:
-        embedding = self.encoder(x, adj_t)
+    @property
+    def selects_rows(self) -> bool:
+        """Whether ``forward(..., rows=)`` may encode just those nodes: an encoder that
+        selects rows, a linear class head (a graph head reads the neighbours' codes) and a
+        codebook already initialised (k-means initialisation reads the nodes encoded)."""
+        initted = getattr(getattr(self.quantizer, "_codebook", None), "initted", None)
+        return (
+            self.encoder.selects_rows
+            and not isinstance(self.classifier, GNNTeacher)
+            and initted is not None
+            and bool(initted)
+        )
+
+    def forward(self, x: Tensor, adj_t: Tensor, rows: Tensor | None = None) -> TokenizerOutput:
+        """Encode and quantise every node, or only ``rows`` (:attr:`selects_rows`)."""
+        embedding = self.encoder(x, adj_t, rows=rows)
         # the quantiser's EMA and distances run in fp32, also under bf16 autocast
         with torch.autocast(x.device.type, enabled=False):
             quantized, codes, commitment = self.quantizer(embedding.float())

@@ -14,6 +14,7 @@ no fork).
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -105,20 +106,35 @@ class GNNTeacher(nn.Module):
             return self.gnn.embedding_channels
         return self.gnn.in_channels if self.gnn.num_layers == 1 else self.gnn.hidden_channels
 
+    @property
+    def selects_rows(self) -> bool:
+        """Whether the GNN computes just the output rows asked for (``rows=``; its
+        forward then does only the work those rows read: :mod:`g2m.models.sage`)."""
+        return bool(getattr(self.gnn, "selects_rows", False))
+
     def forward(
-        self, x: Tensor, edge_index: Tensor, return_embedding: bool = False
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        return_embedding: bool = False,
+        rows: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """``[N, F]`` features and ``[2, E]`` edges (or :func:`sparse_adjacency`) ->
-        ``[N, C]`` logits (and the ``[N, D]`` embedding).
+        ``[N, C]`` logits (and the ``[N, D]`` embedding). ``rows`` (a GNN that
+        :attr:`selects_rows`, a sparse adjacency): ``[len(rows), C]``, the logits of those
+        nodes; with ``return_embedding`` the embedding is then whatever the last layer read.
 
         Under autocast (``bf16-mixed``) a sparse adjacency is aggregated in fp32: cuSPARSE
         has no reduced-precision SpMM backward, so the teacher runs in fp32 there.
         """
+        if rows is not None and not self.selects_rows:
+            raise ValueError(f"{type(self.gnn).__name__} does not take rows=")
+        gnn = self.gnn if rows is None else partial(self.gnn, rows=rows)
         if edge_index.layout == torch.sparse_csr and torch.is_autocast_enabled(x.device.type):
             with torch.autocast(x.device.type, enabled=False):
-                logits = self.gnn(x.float(), edge_index)
+                logits = gnn(x.float(), edge_index)
         else:
-            logits = self.gnn(x, edge_index)
+            logits = gnn(x, edge_index)
         if not return_embedding:
             return logits
         embedding, self._captured = self._captured, None
