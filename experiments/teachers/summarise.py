@@ -15,7 +15,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from g2m.report.leaderboard import student_accuracy
+from g2m.report.leaderboard import student_accuracy, teacher_accuracy
 
 # the aims: published G2M students (transductive, VQGraph's Table 1, test-selected)
 # and GLNN's published held-out accuracies (inductive)
@@ -82,13 +82,8 @@ def table(root: Path) -> str:
                 student_test(m) for m in kv[1].values())):  # fmt: skip
             members = list(runs.values())
             teacher_val = [100 * m["teacher"]["val_acc"] for m in members]
-            teacher_test = [100 * m["teacher"]["test_acc"] for m in members]
-            if setting == "inductive":  # an ensemble reports no held-out accuracy of its own
-                teacher_test = [
-                    100 * m["teacher"]["test_acc_ind"]
-                    for m in members
-                    if "test_acc_ind" in m["teacher"]
-                ]
+            # an ensemble reports no held-out accuracy of its own: n/a, not the observed one
+            teacher_test = [100 * a for a in map(teacher_accuracy, members) if a is not None]
             delta = "reference" if name == REFERENCE else paired(runs, teachers.get(REFERENCE, {}))
             lines.append(
                 f"| {name} | {len(members)} | {mean_sd(teacher_val)} | {mean_sd(teacher_test)} "

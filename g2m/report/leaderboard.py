@@ -159,6 +159,16 @@ def student_accuracy(run: dict) -> float:
     return setting_accuracy(run, "student")
 
 
+def teacher_accuracy(run: dict) -> float | None:
+    """The teacher's test accuracy under the run's setting, or None: no teacher, or an
+    inductive run whose teacher reports no held-out accuracy of its own (an ensemble of
+    stored teachers) -- never the observed nodes' accuracy in place of the held-out one."""
+    teacher = run.get("teacher")
+    if not teacher:
+        return None
+    return teacher.get("test_acc_ind") if run["setting"] == "inductive" else teacher["test_acc"]
+
+
 def method_name(run: dict) -> str:
     """The loss, with the student when it is not the default MLP and the run's ``tag``."""
     student = run["student"]
@@ -212,7 +222,7 @@ def leaderboard(
     for (dataset, setting), methods in sorted(cells.items()):
         for (teacher, method), by_seed in sorted(methods.items(), key=lambda kv: str(kv[0])):
             members = [by_seed[s] for s in sorted(by_seed)]
-            teachers = [setting_accuracy(m, "teacher") for m in members if m.get("teacher")]
+            teachers = [a for a in map(teacher_accuracy, members) if a is not None]
             entry = Entry(
                 dataset,
                 setting,
