@@ -11,6 +11,7 @@
 #   floor             teacher_floor.py (PyG's SAGE and the reordered one against the floor)
 #   pipeline:S        the whole vq and glnn runs of seed S (pipeline_call.sh, SKIP_OLD=1)
 #   pipeline-glnn:S   the glnn run of seed S only
+#   pipeline-vq:S     the vq run of seed S only
 #   calibrated:S      the calibrated products graph, seed S: teacher + GLNN student + the
 #                     label-only MLP (calibrate_call.sh at its YAML's settings)
 set -uo pipefail
@@ -41,6 +42,9 @@ for step in "$@"; do
     pipeline-glnn:*)
       SKIP_OLD=1 SKIP_VQ=1 bash experiments/gpu_scale/pipeline_call.sh $work "${step#*:}" \
         > $work/pipeline-glnn-seed${step#*:}.md 2>&1 ;;
+    pipeline-vq:*)
+      SKIP_OLD=1 SKIP_GLNN=1 bash experiments/gpu_scale/pipeline_call.sh $work "${step#*:}" \
+        > $work/pipeline-vq-seed${step#*:}.md 2>&1 ;;
     calibrated:*)
       mkdir -p $work/calibrated
       bash experiments/gpu_scale/calibrate_call.sh $work/calibrated full 2.6 0.15 "${step#*:}" \
