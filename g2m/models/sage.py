@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn import SAGEConv
 from torch_geometric.nn.models import GraphSAGE as PyGGraphSAGE
+from torch_geometric.nn.norm import BatchNorm
 
 from g2m.errors import ConfigError
 from g2m.models.aggregation import mean_aggregate, receptive_rows, select_rows
@@ -134,7 +135,13 @@ class GraphSAGE(PyGGraphSAGE):
             CUDA only): the dtype rows are gathered in.
     """
 
-    selects_rows = True  # forward(..., rows=) computes just those output rows
+    @property
+    def selects_rows(self) -> bool:
+        """Whether ``forward(..., rows=)`` gives exactly the full forward's rows: no jumping
+        knowledge, and every norm per node in eval mode and over all nodes in training
+        (none, or batch norm; a graph-level norm's statistics would change with the rows)."""
+        per_node = (torch.nn.Identity, BatchNorm)
+        return self.jk_mode is None and all(isinstance(n, per_node) for n in self.norms)
 
     def __init__(self, *args, stored_transpose: bool = False, gather_dtype: str = "float32",
                  **kwargs):  # fmt: skip
@@ -159,7 +166,9 @@ class GraphSAGE(PyGGraphSAGE):
         output's rows ``rows`` only, computed from what they read (module docstring)."""
         if rows is None:
             return super().forward(x, edge_index, *args, **kwargs)
-        if args or kwargs or self.jk_mode is not None or not hasattr(edge_index, "layout"):
+        if not self.selects_rows:
+            raise ValueError("rows= needs no jumping knowledge and no norm but batch norm")
+        if args or kwargs or not hasattr(edge_index, "layout"):
             raise ValueError("rows= needs a CSR adjacency and no other forward arguments")
         if edge_index.layout != torch.sparse_csr:
             raise ValueError("rows= needs a CSR adjacency")
