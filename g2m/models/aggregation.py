@@ -67,13 +67,18 @@ def _prepared(adj: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
     return (*copies[dtype], deg)
 
 
+def _mean(adj: Tensor, x: Tensor, deg: Tensor, dtype: torch.dtype) -> Tensor:
+    """``D^-1 A X`` with ``X`` gathered in ``dtype``, returned in ``X``'s dtype."""
+    return (torch.sparse.mm(adj, x.to(dtype)) / deg).to(x.dtype)
+
+
 class _MeanAggregate(torch.autograd.Function):
     """``D^-1 A X`` with the backward ``A^T (D^-1 G)`` through the stored transpose."""
 
     @staticmethod
     def forward(ctx, x: Tensor, adj: Tensor, adj_t: Tensor, deg: Tensor, dtype) -> Tensor:
         ctx.adj_t, ctx.deg, ctx.dtype, ctx.input_dtype = adj_t, deg, dtype, x.dtype
-        return (torch.sparse.mm(adj, x.to(dtype)) / deg).to(x.dtype)
+        return _mean(adj, x, deg, dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -93,7 +98,7 @@ def mean_aggregate(adj: Tensor, x: Tensor, gather_dtype: torch.dtype | None = No
         )
     adj, adj_t, deg = _prepared(adj, dtype)
     if not (x.requires_grad and torch.is_grad_enabled()):
-        return (torch.sparse.mm(adj, x.to(dtype)) / deg).to(x.dtype)
+        return _mean(adj, x, deg, dtype)
     return _MeanAggregate.apply(x, adj, adj_t, deg, dtype)
 
 

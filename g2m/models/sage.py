@@ -168,10 +168,8 @@ class GraphSAGE(PyGGraphSAGE):
             return super().forward(x, edge_index, *args, **kwargs)
         if not self.selects_rows:
             raise ValueError("rows= needs no jumping knowledge and no norm but batch norm")
-        if args or kwargs or not hasattr(edge_index, "layout"):
+        if args or kwargs or getattr(edge_index, "layout", None) != torch.sparse_csr:
             raise ValueError("rows= needs a CSR adjacency and no other forward arguments")
-        if edge_index.layout != torch.sparse_csr:
-            raise ValueError("rows= needs a CSR adjacency")
         plan = self._plan(edge_index, rows)
         if self.training:  # every layer but the last over all nodes, as the full forward
             for conv, norm in zip(self.convs[:-1], self.norms[:-1], strict=True):
